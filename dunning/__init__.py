@@ -1,0 +1,1 @@
+"""Dunning and involuntary-churn recovery service."""

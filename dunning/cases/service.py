@@ -1,0 +1,159 @@
+"""Open, update and close dunning cases from the ledger's current state.
+
+A case's state is a function of the facts, not of the order events arrived in:
+invoice paid -> recovered, void -> voided, uncollectible -> uncollectible,
+subscription canceled -> canceled, otherwise open. Every change to an invoice or
+subscription recomputes it, under a lock on the invoice row, so two workers
+applying events of one invoice at once serialise instead of racing.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from dunning.cases.models import CaseState, DunningCase, RecoveredBy
+from dunning.ledger.models import ChargeAttempt, Invoice, Subscription
+
+_RECOVERED_BY = {
+    "service": RecoveredBy.RETRY,
+    "customer": RecoveredBy.CUSTOMER,
+    "card_updater": RecoveredBy.CARD_UPDATER,
+}
+
+
+def lock_invoice(session: Session, invoice_id: str, *, customer_id: str | None = None) -> Invoice:
+    """Make sure the invoice row exists and hold its lock for this transaction."""
+    session.execute(
+        insert(Invoice.__table__)
+        .values(id=invoice_id, customer_id=customer_id)
+        .on_conflict_do_nothing(index_elements=["id"])
+    )
+    invoice = session.execute(
+        select(Invoice).where(Invoice.id == invoice_id).with_for_update()
+    ).scalar_one()
+    session.refresh(invoice)
+    return invoice
+
+
+def on_failed_charge(session: Session, invoice_id: str, *, at: datetime) -> DunningCase:
+    """A charge on the invoice failed: open its case (or keep it) and bring it up to date."""
+    invoice = lock_invoice(session, invoice_id)
+    session.execute(
+        insert(DunningCase.__table__)
+        .values(
+            invoice_id=invoice_id,
+            customer_id=invoice.customer_id,
+            subscription_id=invoice.subscription_id,
+            state=CaseState.OPEN,
+            amount=invoice.amount_due,
+            currency=invoice.currency,
+            opened_at=at,
+        )
+        .on_conflict_do_nothing(index_elements=["invoice_id"])
+    )
+    case = _case_for(session, invoice_id)
+    assert case is not None
+    if at < case.opened_at:
+        case.opened_at = at
+    _refresh(session, case, invoice)
+    return case
+
+
+def on_invoice_changed(session: Session, invoice_id: str) -> DunningCase | None:
+    """The invoice changed: its case, if any, follows."""
+    case = _case_for(session, invoice_id)
+    if case is None:
+        return None
+    _refresh(session, case, lock_invoice(session, invoice_id))
+    return case
+
+
+def on_subscription_canceled(session: Session, subscription_id: str) -> None:
+    """A canceled subscription ends its open cases: never charge a customer who left."""
+    ids = session.scalars(
+        select(DunningCase.invoice_id).where(DunningCase.subscription_id == subscription_id)
+    ).all()
+    for invoice_id in ids:
+        on_invoice_changed(session, invoice_id)
+
+
+def lock_invoices_of_subscription(session: Session, subscription_id: str) -> None:
+    """Take the invoice locks of a subscription's cases before touching the subscription."""
+    ids = session.scalars(
+        select(DunningCase.invoice_id)
+        .where(DunningCase.subscription_id == subscription_id)
+        .order_by(DunningCase.invoice_id)
+    ).all()
+    for invoice_id in ids:
+        lock_invoice(session, invoice_id)
+
+
+def _case_for(session: Session, invoice_id: str) -> DunningCase | None:
+    case = session.execute(
+        select(DunningCase).where(DunningCase.invoice_id == invoice_id).with_for_update()
+    ).scalar_one_or_none()
+    if case is not None:
+        session.refresh(case)
+    return case
+
+
+def _refresh(session: Session, case: DunningCase, invoice: Invoice) -> None:
+    """Recompute the case from the invoice, its subscription and its attempts."""
+    case.customer_id = invoice.customer_id or case.customer_id
+    case.subscription_id = invoice.subscription_id or case.subscription_id
+    if invoice.amount_due is not None:
+        case.amount = invoice.amount_due
+    case.currency = invoice.currency or case.currency
+    subscription = _share_subscription(session, case.subscription_id)
+    now = datetime.now(UTC)
+    state, closed_at = CaseState.OPEN, None
+    if invoice.status == "paid":
+        state, closed_at = CaseState.RECOVERED, invoice.paid_at or now
+    elif invoice.status == "void":
+        state, closed_at = CaseState.VOIDED, invoice.voided_at or now
+    elif invoice.status == "uncollectible":
+        state, closed_at = CaseState.UNCOLLECTIBLE, invoice.marked_uncollectible_at or now
+    elif subscription is not None and subscription.status == "canceled":
+        state, closed_at = CaseState.CANCELED, subscription.canceled_at or now
+    if state == case.state and (case.closed_at is not None or closed_at is None):
+        return
+    case.state = state
+    case.closed_at = closed_at
+    case.recovered_amount = None
+    case.recovered_by = None
+    if state == CaseState.RECOVERED:
+        case.recovered_amount = invoice.amount_paid or case.amount
+        case.recovered_by = _who_paid(session, invoice.id)
+    case.updated_at = func.now()  # type: ignore[assignment]
+
+
+def _share_subscription(session: Session, subscription_id: str | None) -> Subscription | None:
+    """Read the subscription under a share lock (creating a bare row if unseen), so a
+    cancellation being applied concurrently is either seen here or sees this case."""
+    if not subscription_id:
+        return None
+    session.execute(
+        insert(Subscription.__table__)
+        .values(id=subscription_id)
+        .on_conflict_do_nothing(index_elements=["id"])
+    )
+    subscription = session.execute(
+        select(Subscription).where(Subscription.id == subscription_id).with_for_update(read=True)
+    ).scalar_one()
+    session.refresh(subscription)
+    return subscription
+
+
+def _who_paid(session: Session, invoice_id: str) -> str:
+    """The channel of the invoice's successful charge; the processor's own retry otherwise."""
+    triggered_by = session.scalar(
+        select(ChargeAttempt.triggered_by)
+        .where(ChargeAttempt.invoice_id == invoice_id, ChargeAttempt.outcome == "succeeded")
+        .order_by(ChargeAttempt.attempted_at.desc())
+        .limit(1)
+    )
+    return _RECOVERED_BY.get(triggered_by or "", RecoveredBy.PROCESSOR)

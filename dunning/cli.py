@@ -1,0 +1,197 @@
+"""The ``dunning`` command: run the service's processes and the operators' tools."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dunning.embedded import ensure_services
+from dunning.settings import SettingsError, get_settings
+
+app = typer.Typer(help="Dunning and involuntary-churn recovery service.", no_args_is_help=True)
+events_app = typer.Typer(help="Stored processor events.", no_args_is_help=True)
+app.add_typer(events_app, name="events")
+
+log = logging.getLogger("dunning")
+
+
+def _setup(start_embedded: bool = True) -> None:
+    """Logging, embedded services when no URLs are set, and settings validation."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if start_embedded:
+        ensure_services()
+    get_settings.cache_clear()
+    try:
+        get_settings()
+    except SettingsError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema up to date."""
+    _setup()
+    from dunning.migrate import upgrade
+
+    url = get_settings().database_url
+    assert url
+    upgrade(url)
+    typer.echo("database schema is up to date")
+
+
+@app.command()
+def web() -> None:
+    """Serve the HTTP API and the webhook endpoint."""
+    _setup()
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run(
+        "dunning.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.web_concurrency,
+        log_level="warning",
+    )
+
+
+@app.command()
+def worker() -> None:
+    """Run a Celery worker that applies events and performs actions."""
+    _setup()
+    from workers.celery_app import app as celery
+
+    settings = get_settings()
+    celery.worker_main(
+        ["worker", "--loglevel=INFO", f"--concurrency={settings.worker_concurrency}"]
+    )
+
+
+@app.command()
+def beat() -> None:
+    """Run the periodic scheduler (sweepers and the reconciler)."""
+    _setup()
+    from workers.celery_app import app as celery
+
+    schedule = Path(get_settings().data_dir) / "celerybeat-schedule"
+    schedule.parent.mkdir(parents=True, exist_ok=True)
+    celery.start(["beat", "--loglevel=INFO", f"--schedule={schedule}"])
+
+
+@app.command()
+def run() -> None:
+    """Run everything on one machine: migrations, web, worker and beat (and the demo)."""
+    _setup()
+    settings = get_settings()
+    data_dir = Path(settings.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    children: list[subprocess.Popen[bytes]] = []
+    demo = settings.demo and not settings.stripe_api_key
+    if demo:
+        from dunning import demo as sandbox
+
+        children.append(sandbox.start_sandbox(data_dir))
+        api_base = f"http://127.0.0.1:{sandbox.SANDBOX_PORT}"
+        secret = sandbox.webhook_secret(data_dir)
+        env.update(
+            DUNNING_STRIPE_API_KEY=sandbox.DEMO_API_KEY,
+            DUNNING_STRIPE_API_BASE=api_base,
+            DUNNING_STRIPE_WEBHOOK_SECRETS=",".join([secret, *settings.stripe_webhook_secrets]),
+            DUNNING_RECONCILE_INTERVAL_SECONDS=env.get("DUNNING_RECONCILE_INTERVAL_SECONDS", "30"),
+        )
+        sandbox.register_webhook(
+            api_base, f"http://{settings.host}:{settings.port}/webhooks/stripe", secret
+        )
+    subprocess.run([sys.executable, "-m", "dunning.cli", "migrate"], env=env, check=True)
+    for role in ("web", "worker", "beat"):
+        children.append(subprocess.Popen([sys.executable, "-m", "dunning.cli", role], env=env))
+    _wait_for_web(settings.host, settings.port)
+    if demo:
+        created = sandbox.seed(api_base)
+        typer.echo(f"demo sandbox at {api_base}: {created} new demo customers; one card fails")
+    typer.echo(f"dunning service on http://{settings.host}:{settings.port} (Ctrl-C to stop)")
+    _supervise(children)
+
+
+def _wait_for_web(host: str, port: int) -> None:
+    import httpx
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"http://{host}:{port}/healthz", timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise RuntimeError("the web process did not start")
+
+
+def _supervise(children: list[subprocess.Popen[bytes]]) -> None:
+    """Wait until Ctrl-C or a child dies, then stop every child."""
+    stop = False
+
+    def _stop(*_: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        while not stop and all(child.poll() is None for child in children):
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    for child in children:
+        if child.poll() is None:
+            child.terminate()
+    for child in children:
+        try:
+            child.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            child.kill()
+
+
+@app.command()
+def reconcile() -> None:
+    """Ask the processor for failures the webhooks missed, once, now."""
+    _setup()
+    from dunning.events import reconcile as reconciler
+    from dunning.processors.stripe_adapter import StripeAdapter
+
+    stored = reconciler.reconcile(StripeAdapter.from_settings(get_settings()))
+    typer.echo(f"{stored} missed events stored")
+
+
+@events_app.command("replay")
+def replay(
+    failed: Annotated[
+        bool, typer.Option("--failed", help="only events whose handling failed")
+    ] = False,
+    since: Annotated[
+        datetime | None, typer.Option(help="only events received at or after this time")
+    ] = None,
+) -> None:
+    """Apply stored events again (safe: applying is idempotent)."""
+    _setup()
+    from dunning.events import service
+
+    ids = service.reset_for_replay(failed_only=failed, since=since)
+    counts = service.handle_events(ids)
+    typer.echo(f"replayed {len(ids)} events: {counts}")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,95 @@
+"""Database engine, sessions, and the after-commit hook for sending tasks.
+
+Sessions commit or roll back in exactly one place (``session_scope``). Work that
+must only happen once the transaction is durable, such as sending a Celery task
+that refers to a new row, is registered with ``after_commit`` and dropped when the
+transaction rolls back (ARCHITECTURE rule 2).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from functools import cache
+
+from sqlalchemy import DateTime, create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+from dunning.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+
+class Base(DeclarativeBase):
+    """Declarative base shared by every feature's models."""
+
+    type_annotation_map = {datetime: DateTime(timezone=True)}
+
+
+def sqlalchemy_url(url: str) -> str:
+    """Use the psycopg 3 driver whatever spelling of a Postgres URL was configured."""
+    for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def libpq_url(url: str) -> str:
+    """The same URL without the SQLAlchemy driver marker, for plain psycopg."""
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+@cache
+def engine_for(url: str) -> Engine:
+    """One pooled engine per URL and process."""
+    return create_engine(sqlalchemy_url(url), pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+def get_engine() -> Engine:
+    """The engine for the configured database."""
+    url = get_settings().database_url
+    if not url:
+        raise RuntimeError("DUNNING_DATABASE_URL is not set (embedded services not started)")
+    return engine_for(url)
+
+
+def session_factory(engine: Engine | None = None) -> sessionmaker[Session]:
+    """A session factory bound to ``engine`` (default: the configured one)."""
+    return sessionmaker(bind=engine or get_engine(), expire_on_commit=False)
+
+
+def after_commit(session: Session, callback: Callable[[], None]) -> None:
+    """Run ``callback`` once ``session``'s transaction commits; never if it rolls back."""
+    pending: list[Callable[[], None]] = session.info.setdefault("after_commit", [])
+    pending.append(callback)
+
+
+@event.listens_for(Session, "after_commit")
+def _run_after_commit(session: Session) -> None:
+    for callback in session.info.pop("after_commit", []):
+        try:
+            callback()
+        except Exception:  # the row is durable; the sweeper re-sends what was not sent
+            log.exception("after-commit callback failed; the sweeper will retry")
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_after_rollback(session: Session) -> None:
+    session.info.pop("after_commit", None)
+
+
+@contextmanager
+def session_scope(engine: Engine | None = None) -> Iterator[Session]:
+    """One transaction: commit on success, roll back on error."""
+    session = session_factory(engine)()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()

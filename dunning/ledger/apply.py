@@ -1,0 +1,311 @@
+"""Apply one processor event to the ledger, by object state rather than arrival order.
+
+Each snapshot upsert only wins over a stored row whose ``version`` (the event's
+``created``) is not newer, and an invoice never leaves a final state except
+``uncollectible -> paid``. Charge attempts are facts, so they are recorded whatever
+order they arrive in, keyed by charge so a repeat changes nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from dunning.cases import service as cases
+from dunning.ledger.models import ChargeAttempt, Customer, Invoice, PaymentMethod, Subscription
+from dunning.processors import stripe_objects as so
+
+# Invoice states in the order they can follow each other; a lower rank never
+# overwrites a higher one at the same version, and final states stay final.
+_INVOICE_RANK = {"unknown": 0, "draft": 1, "open": 2, "uncollectible": 3, "paid": 4, "void": 4}
+
+
+def _upsert(session: Session, model: Any, values: dict[str, Any], version: int) -> None:
+    """Insert or update a snapshot row unless the stored one is newer."""
+    table = model.__table__
+    stmt = insert(table).values(**values, version=version)
+    changed = {k: stmt.excluded[k] for k in values if k != "id"}
+    changed["version"] = stmt.excluded.version
+    changed["updated_at"] = func.now()
+    session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[table.c.id],
+            set_=changed,
+            where=table.c.version <= stmt.excluded.version,
+        )
+    )
+
+
+def _patch(session: Session, model: Any, row_id: str, values: dict[str, Any]) -> None:
+    """Set a few fields on a row, creating a bare row if none exists yet."""
+    table = model.__table__
+    stmt = insert(table).values(id=row_id, **values)
+    session.execute(stmt.on_conflict_do_update(index_elements=[table.c.id], set_=values))
+
+
+def apply_customer(session: Session, obj: so.Obj, version: int, deleted: bool = False) -> None:
+    rec = so.read_customer(obj)
+    values = {
+        "id": rec.id,
+        "email": rec.email,
+        "name": rec.name,
+        "locale": rec.locale,
+        "time_zone": rec.time_zone,
+        "segment": rec.segment,
+        "default_payment_method_id": rec.default_payment_method_id,
+        "deleted": rec.deleted or deleted,
+    }
+    if deleted:  # a deleted customer stays deleted whatever older snapshot comes later
+        _upsert(session, Customer, values, version=2**62)
+    else:
+        _upsert(session, Customer, values, version)
+
+
+def apply_subscription(session: Session, obj: so.Obj, version: int) -> None:
+    rec = so.read_subscription(obj)
+    values = {
+        "id": rec.id,
+        "customer_id": rec.customer_id,
+        "status": rec.status,
+        "plan_id": rec.plan_id,
+        "plan_name": rec.plan_name,
+        "interval": rec.interval,
+        "interval_count": rec.interval_count,
+        "amount": rec.amount,
+        "currency": rec.currency,
+        "current_period_end": rec.current_period_end,
+        "cancel_at_period_end": rec.cancel_at_period_end,
+        "canceled_at": rec.canceled_at,
+        "default_payment_method_id": rec.default_payment_method_id,
+    }
+    if rec.status == "canceled":
+        # Lock order is invoice, then subscription, everywhere (see cases.service).
+        cases.lock_invoices_of_subscription(session, rec.id)
+    table = Subscription.__table__
+    stmt = insert(table).values(**values, version=version)
+    changed = {k: stmt.excluded[k] for k in values if k != "id"}
+    changed.update(version=stmt.excluded.version, updated_at=func.now())
+    # A canceled subscription is final: no older or same-second snapshot revives it.
+    session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[table.c.id],
+            set_=changed,
+            where=and_(
+                table.c.version <= stmt.excluded.version,
+                or_(table.c.status != "canceled", stmt.excluded.status == "canceled"),
+            ),
+        )
+    )
+    if rec.status == "canceled":
+        cases.on_subscription_canceled(session, rec.id)
+
+
+def apply_payment_method(
+    session: Session, obj: so.Obj, version: int, *, detached: bool = False, network: bool = False
+) -> None:
+    rec = so.read_payment_method(obj)
+    values: dict[str, Any] = {
+        "id": rec.id,
+        "customer_id": rec.customer_id,
+        "brand": rec.brand,
+        "last4": rec.last4,
+        "exp_month": rec.exp_month,
+        "exp_year": rec.exp_year,
+        "fingerprint": rec.fingerprint,
+        "detached": detached,
+    }
+    if detached:
+        values.pop("customer_id")
+    if network:
+        values["updated_by_network_at"] = datetime.fromtimestamp(version, tz=UTC)
+    _upsert(session, PaymentMethod, values, version)
+
+
+def _invoice_may_change(table: Any, new_status: ColumnElement[Any], new_version: Any) -> Any:
+    """Whether a snapshot may overwrite the stored invoice row."""
+    old_rank = case(_INVOICE_RANK, value=table.c.status, else_=0)
+    new_rank = case(_INVOICE_RANK, value=new_status, else_=0)
+    final = table.c.status.in_(("paid", "void"))
+    return and_(
+        ~final | (table.c.status == new_status),
+        or_(
+            table.c.version < new_version,
+            and_(table.c.version == new_version, new_rank >= old_rank),
+            and_(table.c.status == "uncollectible", new_status == "paid"),
+        ),
+    )
+
+
+def apply_invoice(session: Session, obj: so.Obj, version: int) -> so.InvoiceRecord:
+    """Upsert an invoice snapshot; return what the event said about it."""
+    rec = so.read_invoice(obj)
+    values = {
+        "id": rec.id,
+        "customer_id": rec.customer_id,
+        "subscription_id": rec.subscription_id,
+        "status": rec.status,
+        "billing_reason": rec.billing_reason,
+        "amount_due": rec.amount_due,
+        "amount_paid": rec.amount_paid,
+        "currency": rec.currency,
+        "next_payment_attempt": rec.next_payment_attempt,
+        "paid_at": rec.paid_at,
+        "voided_at": rec.voided_at,
+        "marked_uncollectible_at": rec.marked_uncollectible_at,
+        "hosted_invoice_url": rec.hosted_invoice_url,
+        "processor_created": rec.created,
+    }
+    table = Invoice.__table__
+    stmt = insert(table).values(**values, attempt_count=rec.attempt_count, version=version)
+    changed = {k: stmt.excluded[k] for k in values if k != "id"}
+    changed.update(
+        version=stmt.excluded.version,
+        updated_at=func.now(),
+        attempt_count=func.greatest(table.c.attempt_count, stmt.excluded.attempt_count),
+    )
+    session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[table.c.id],
+            set_=changed,
+            where=_invoice_may_change(table, stmt.excluded.status, stmt.excluded.version),
+        )
+    )
+    # attempt_count only ever grows, even from an older snapshot.
+    session.execute(
+        update(table)
+        .where(table.c.id == rec.id, table.c.attempt_count < rec.attempt_count)
+        .values(attempt_count=rec.attempt_count)
+    )
+    return rec
+
+
+def record_attempt(session: Session, values: dict[str, Any]) -> None:
+    """Insert a charge attempt or fill in what an earlier event about it did not say."""
+    table = ChargeAttempt.__table__
+    stmt = insert(table).values(**values)
+    fill = {
+        k: func.coalesce(table.c[k], stmt.excluded[k])
+        for k in values
+        if k not in ("attempt_key", "attempt_number", "numbered_by_invoice", "outcome")
+    }
+    if values.get("numbered_by_invoice"):
+        fill["attempt_number"] = stmt.excluded.attempt_number
+        fill["numbered_by_invoice"] = literal(True)
+    fill["outcome"] = stmt.excluded.outcome
+    session.execute(stmt.on_conflict_do_update(index_elements=[table.c.attempt_key], set_=fill))
+    invoice_id = values.get("invoice_id")
+    if invoice_id:
+        _renumber(session, invoice_id)
+
+
+def _renumber(session: Session, invoice_id: str) -> None:
+    """Number attempts the invoice did not number by time, so arrival order never matters."""
+    table = ChargeAttempt.__table__
+    numbered = (
+        select(
+            table.c.id,
+            func.row_number().over(order_by=(table.c.attempted_at, table.c.attempt_key)).label("n"),
+        )
+        .where(table.c.invoice_id == invoice_id, table.c.outcome == "failed")
+        .subquery()
+    )
+    session.execute(
+        update(table)
+        .where(
+            table.c.id == numbered.c.id,
+            table.c.numbered_by_invoice.is_(False),
+        )
+        .values(attempt_number=numbered.c.n)
+    )
+
+
+def apply_charge(session: Session, obj: so.Obj, event_id: str, triggered_by: str) -> None:
+    """Record a charge outcome; a failure on an invoice opens (or joins) its case."""
+    rec = so.read_charge(obj)
+    invoice_id = rec.invoice_id
+    if invoice_id:
+        cases.lock_invoice(session, invoice_id, customer_id=rec.customer_id)
+    record_attempt(
+        session,
+        {
+            "attempt_key": rec.id,
+            "charge_id": rec.id,
+            "payment_intent_id": rec.payment_intent_id,
+            "invoice_id": invoice_id,
+            "customer_id": rec.customer_id,
+            "attempted_at": rec.created or datetime.now(UTC),
+            "amount": rec.amount,
+            "currency": rec.currency,
+            "outcome": "succeeded" if rec.succeeded else "failed",
+            "failure_code": rec.failure_code,
+            "failure_message": rec.failure_message,
+            "decline_code": rec.decline_code,
+            "network_decline_code": rec.network_decline_code,
+            "advice_code": rec.advice_code,
+            "network_advice_code": rec.network_advice_code,
+            "card_brand": rec.card_brand,
+            "card_last4": rec.card_last4,
+            "card_fingerprint": rec.card_fingerprint,
+            "payment_method_id": rec.payment_method_id,
+            "triggered_by": triggered_by,
+            "source_event_id": event_id,
+        },
+    )
+    if invoice_id and not rec.succeeded:
+        cases.on_failed_charge(session, invoice_id, at=rec.created or datetime.now(UTC))
+
+
+def apply_invoice_failed(
+    session: Session, obj: so.Obj, version: int, event_id: str, triggered_by: str
+) -> None:
+    """An invoice payment failed: update the invoice, record the attempt, open the case."""
+    rec = so.read_invoice(obj)
+    cases.lock_invoice(session, rec.id, customer_id=rec.customer_id)
+    apply_invoice(session, obj, version)
+    at = datetime.fromtimestamp(version, tz=UTC)
+    attempt_number = max(rec.attempt_count, 1)
+    record_attempt(
+        session,
+        {
+            "attempt_key": rec.charge_id or f"{rec.id}#{attempt_number}",
+            "charge_id": rec.charge_id,
+            "payment_intent_id": rec.payment_intent_id,
+            "invoice_id": rec.id,
+            "customer_id": rec.customer_id,
+            "subscription_id": rec.subscription_id,
+            "attempt_number": attempt_number,
+            "numbered_by_invoice": True,
+            "attempted_at": at,
+            "amount": rec.amount_due,
+            "currency": rec.currency,
+            "outcome": "failed",
+            "triggered_by": triggered_by,
+            "source_event_id": event_id,
+        },
+    )
+    cases.on_failed_charge(session, rec.id, at=at)
+
+
+def apply_invoice_state(session: Session, obj: so.Obj, version: int) -> None:
+    """Any other invoice event: update the snapshot and let the case follow it."""
+    rec = so.read_invoice(obj)
+    cases.lock_invoice(session, rec.id, customer_id=rec.customer_id)
+    apply_invoice(session, obj, version)
+    cases.on_invoice_changed(session, rec.id)
+
+
+def apply_upcoming(session: Session, obj: so.Obj) -> None:
+    """``invoice.upcoming`` carries no invoice id: note the renewal on the subscription."""
+    rec = so.read_invoice({**obj, "id": obj.get("id") or "upcoming"})
+    if rec.subscription_id:
+        renewal = so.ts(obj.get("next_payment_attempt") or obj.get("period_end"))
+        _patch(
+            session,
+            Subscription,
+            rec.subscription_id,
+            {"upcoming_amount": rec.amount_due, "upcoming_at": renewal},
+        )

@@ -1,0 +1,144 @@
+"""The ledger: the service's copy of processor objects and the failed-charge history.
+
+Rows reference each other by processor id without foreign keys, because events
+arrive in any order: a subscription may be seen before its customer. Each
+snapshot row keeps ``version`` (the processor's event time of the snapshot) so an
+older snapshot never overwrites a newer one (ARCHITECTURE rule 5).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Boolean, Index, Integer, String, Text, func
+from sqlalchemy.orm import Mapped, mapped_column
+
+from dunning.db import Base
+
+
+class Customer(Base):
+    """A customer as the processor last described it."""
+
+    __tablename__ = "customers"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    processor: Mapped[str] = mapped_column(String(32), server_default="stripe")
+    email: Mapped[str | None] = mapped_column(String(320))
+    name: Mapped[str | None] = mapped_column(String(255))
+    locale: Mapped[str | None] = mapped_column(String(16))
+    time_zone: Mapped[str | None] = mapped_column(String(64))
+    segment: Mapped[str | None] = mapped_column(String(64))
+    default_payment_method_id: Mapped[str | None] = mapped_column(String(255))
+    deleted: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    version: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+
+class Subscription(Base):
+    """A subscription and what it renews for."""
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (Index("ix_subscriptions_customer", "customer_id"),)
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    customer_id: Mapped[str | None] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(32), server_default="unknown")
+    plan_id: Mapped[str | None] = mapped_column(String(255))
+    plan_name: Mapped[str | None] = mapped_column(String(255))
+    interval: Mapped[str | None] = mapped_column(String(16))
+    interval_count: Mapped[int | None] = mapped_column(Integer)
+    amount: Mapped[int | None] = mapped_column(BigInteger)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    current_period_end: Mapped[datetime | None]
+    cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    canceled_at: Mapped[datetime | None]
+    default_payment_method_id: Mapped[str | None] = mapped_column(String(255))
+    upcoming_amount: Mapped[int | None] = mapped_column(BigInteger)
+    upcoming_at: Mapped[datetime | None]
+    version: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+
+class PaymentMethod(Base):
+    """A card's public details; never a number or a CVC (ARCHITECTURE rule 8)."""
+
+    __tablename__ = "payment_methods"
+    __table_args__ = (Index("ix_payment_methods_customer", "customer_id"),)
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    customer_id: Mapped[str | None] = mapped_column(String(255))
+    brand: Mapped[str | None] = mapped_column(String(32))
+    last4: Mapped[str | None] = mapped_column(String(4))
+    exp_month: Mapped[int | None] = mapped_column(Integer)
+    exp_year: Mapped[int | None] = mapped_column(Integer)
+    fingerprint: Mapped[str | None] = mapped_column(String(64))
+    detached: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    updated_by_network_at: Mapped[datetime | None]
+    version: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+
+class Invoice(Base):
+    """An invoice; its status decides whether a dunning case stays open."""
+
+    __tablename__ = "invoices"
+    __table_args__ = (
+        Index("ix_invoices_customer", "customer_id"),
+        Index("ix_invoices_subscription", "subscription_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    customer_id: Mapped[str | None] = mapped_column(String(255))
+    subscription_id: Mapped[str | None] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(32), server_default="unknown")
+    billing_reason: Mapped[str | None] = mapped_column(String(64))
+    amount_due: Mapped[int | None] = mapped_column(BigInteger)
+    amount_paid: Mapped[int | None] = mapped_column(BigInteger)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    attempt_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    next_payment_attempt: Mapped[datetime | None]
+    paid_at: Mapped[datetime | None]
+    voided_at: Mapped[datetime | None]
+    marked_uncollectible_at: Mapped[datetime | None]
+    hosted_invoice_url: Mapped[str | None] = mapped_column(Text)
+    processor_created: Mapped[datetime | None]
+    version: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+
+class ChargeAttempt(Base):
+    """One charge attempt on an invoice: the append-only ledger of what failed and why.
+
+    ``attempt_key`` is the processor's charge id, or ``<invoice>#<n>`` when an
+    invoice event reports a failure without naming its charge.
+    """
+
+    __tablename__ = "charge_attempts"
+    __table_args__ = (Index("ix_charge_attempts_invoice", "invoice_id", "attempted_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    attempt_key: Mapped[str] = mapped_column(String(255), unique=True)
+    charge_id: Mapped[str | None] = mapped_column(String(255))
+    payment_intent_id: Mapped[str | None] = mapped_column(String(255))
+    invoice_id: Mapped[str | None] = mapped_column(String(255))
+    customer_id: Mapped[str | None] = mapped_column(String(255))
+    subscription_id: Mapped[str | None] = mapped_column(String(255))
+    attempt_number: Mapped[int | None] = mapped_column(Integer)
+    numbered_by_invoice: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    attempted_at: Mapped[datetime]
+    amount: Mapped[int | None] = mapped_column(BigInteger)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    outcome: Mapped[str] = mapped_column(String(16))
+    failure_code: Mapped[str | None] = mapped_column(String(64))
+    failure_message: Mapped[str | None] = mapped_column(Text)
+    decline_code: Mapped[str | None] = mapped_column(String(64))
+    network_decline_code: Mapped[str | None] = mapped_column(String(16))
+    advice_code: Mapped[str | None] = mapped_column(String(64))
+    network_advice_code: Mapped[str | None] = mapped_column(String(16))
+    card_brand: Mapped[str | None] = mapped_column(String(32))
+    card_last4: Mapped[str | None] = mapped_column(String(4))
+    card_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    payment_method_id: Mapped[str | None] = mapped_column(String(255))
+    triggered_by: Mapped[str] = mapped_column(String(32), server_default="processor")
+    source_event_id: Mapped[str | None] = mapped_column(String(255))
+    recorded_at: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -1,0 +1,33 @@
+"""Thin Celery tasks: each calls one function of the service package."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from dunning.events import reconcile as reconciler
+from dunning.events import service
+from dunning.processors.stripe_adapter import ProcessorNotConfigured, StripeAdapter
+from dunning.settings import get_settings
+from workers.celery_app import app
+
+
+@app.task(name="workers.tasks.apply_events")
+def apply_events(event_ids: list[int]) -> dict[str, int]:
+    """Apply stored events; each in its own transaction, each safe to apply twice."""
+    return service.handle_events(event_ids)
+
+
+@app.task(name="workers.tasks.sweep_events")
+def sweep_events() -> int:
+    """Re-send events not handled after the grace period (lost messages, broker outages)."""
+    return service.sweep_unhandled(timedelta(seconds=get_settings().event_grace_seconds))
+
+
+@app.task(name="workers.tasks.reconcile")
+def reconcile() -> int:
+    """Feed what the webhooks missed into the same path."""
+    try:
+        adapter = StripeAdapter.from_settings(get_settings())
+    except ProcessorNotConfigured:
+        return 0
+    return reconciler.reconcile(adapter)
