@@ -14,8 +14,8 @@ from typing import Annotated
 
 import typer
 
-from dunning.embedded import ensure_services
-from dunning.settings import SettingsError, get_settings
+from dunning.embedded import ensure_services, stop_services
+from dunning.settings import Settings, SettingsError, get_settings
 
 app = typer.Typer(help="Dunning and involuntary-churn recovery service.", no_args_is_help=True)
 events_app = typer.Typer(help="Stored processor events.", no_args_is_help=True)
@@ -24,19 +24,22 @@ app.add_typer(events_app, name="events")
 log = logging.getLogger("dunning")
 
 
-def _setup(start_embedded: bool = True) -> None:
-    """Logging, embedded services when no URLs are set, and settings validation."""
+def _setup() -> dict[str, str]:
+    """Logging, settings validation, and embedded services when no URLs are set.
+
+    Returns the variables of the embedded services this call started.
+    """
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    if start_embedded:
-        ensure_services()
-    get_settings.cache_clear()
     try:
         get_settings()
     except SettingsError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
+    started = ensure_services()
+    get_settings.cache_clear()
+    return started
 
 
 @app.command()
@@ -94,10 +97,17 @@ def beat() -> None:
 @app.command()
 def run() -> None:
     """Run everything on one machine: migrations, web, worker and beat (and the demo)."""
-    _setup()
+    started = _setup()
     settings = get_settings()
     data_dir = Path(settings.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        _run_all(settings, data_dir)
+    finally:
+        stop_services(started, data_dir)
+
+
+def _run_all(settings: Settings, data_dir: Path) -> None:
     env = dict(os.environ)
     children: list[subprocess.Popen[bytes]] = []
     demo = settings.demo and not settings.stripe_api_key
@@ -123,6 +133,9 @@ def run() -> None:
     if demo:
         created = sandbox.seed(api_base)
         typer.echo(f"demo sandbox at {api_base}: {created} new demo customers; one card fails")
+        from workers.celery_app import app as celery
+
+        celery.send_task("workers.tasks.reconcile")  # the sandbox sends no failure webhooks
     typer.echo(f"dunning service on http://{settings.host}:{settings.port} (Ctrl-C to stop)")
     _supervise(children)
 

