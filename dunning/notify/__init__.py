@@ -1,0 +1,31 @@
+"""Customer notifications: render dunning and renewal emails (sending lives elsewhere)."""
+
+from .render import (
+    END_ACTIONS,
+    LOCALES,
+    PAYMENT_LINK_TEMPLATES,
+    TEMPLATE_VARIABLES,
+    TEMPLATES,
+    Brand,
+    EmailTemplateError,
+    MissingVariableError,
+    RenderedEmail,
+    UnknownTemplateError,
+    render_email,
+    sample_context,
+)
+
+__all__ = [
+    "END_ACTIONS",
+    "LOCALES",
+    "PAYMENT_LINK_TEMPLATES",
+    "TEMPLATES",
+    "TEMPLATE_VARIABLES",
+    "Brand",
+    "EmailTemplateError",
+    "MissingVariableError",
+    "RenderedEmail",
+    "UnknownTemplateError",
+    "render_email",
+    "sample_context",
+]
