@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import redis
 from fastapi import FastAPI
@@ -13,7 +14,7 @@ from sqlalchemy import text
 
 from dunning.db import get_engine, libpq_url
 from dunning.events.intake import GroupCommitter
-from dunning.events.routes import stripe_webhook
+from dunning.events.routes import WEBHOOK_PATH, stripe_webhook
 from dunning.settings import Settings, get_settings
 
 
@@ -34,7 +35,22 @@ def _check_broker(url: str) -> str:
         return f"error: {type(exc).__name__}"
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+class Service:
+    """The ASGI entry point: the webhook path is served directly, the rest by FastAPI."""
+
+    def __init__(self, api: FastAPI, settings: Settings) -> None:
+        self.api = api
+        self.settings = settings
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == WEBHOOK_PATH and scope["method"] == "POST":
+            committer: GroupCommitter = self.api.state.committer
+            await stripe_webhook(scope, receive, send, settings=self.settings, committer=committer)
+            return
+        await self.api(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None) -> Service:
     """Build the app; the event store's writer tasks live as long as the app."""
     settings = settings or get_settings()
     if not settings.database_url or not settings.redis_url:
@@ -51,7 +67,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="Dunning service", lifespan=lifespan)
     app.state.settings = settings
-    app.add_api_route("/webhooks/stripe", stripe_webhook, methods=["POST"], include_in_schema=False)
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
@@ -64,4 +79,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             status_code=200 if ok else 503,
         )
 
-    return app
+    return Service(app, settings)

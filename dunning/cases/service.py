@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from dunning.cases.models import CaseState, DunningCase, RecoveredBy
+from dunning.db import table as core_table
 from dunning.ledger.models import ChargeAttempt, Invoice, Subscription
 
 _RECOVERED_BY = {
@@ -28,7 +29,7 @@ _RECOVERED_BY = {
 def lock_invoice(session: Session, invoice_id: str, *, customer_id: str | None = None) -> Invoice:
     """Make sure the invoice row exists and hold its lock for this transaction."""
     session.execute(
-        insert(Invoice.__table__)
+        insert(core_table(Invoice))
         .values(id=invoice_id, customer_id=customer_id)
         .on_conflict_do_nothing(index_elements=["id"])
     )
@@ -43,7 +44,7 @@ def on_failed_charge(session: Session, invoice_id: str, *, at: datetime) -> Dunn
     """A charge on the invoice failed: open its case (or keep it) and bring it up to date."""
     invoice = lock_invoice(session, invoice_id)
     session.execute(
-        insert(DunningCase.__table__)
+        insert(core_table(DunningCase))
         .values(
             invoice_id=invoice_id,
             customer_id=invoice.customer_id,
@@ -128,7 +129,6 @@ def _refresh(session: Session, case: DunningCase, invoice: Invoice) -> None:
     if state == CaseState.RECOVERED:
         case.recovered_amount = invoice.amount_paid or case.amount
         case.recovered_by = _who_paid(session, invoice.id)
-    case.updated_at = func.now()  # type: ignore[assignment]
 
 
 def _share_subscription(session: Session, subscription_id: str | None) -> Subscription | None:
@@ -137,7 +137,7 @@ def _share_subscription(session: Session, subscription_id: str | None) -> Subscr
     if not subscription_id:
         return None
     session.execute(
-        insert(Subscription.__table__)
+        insert(core_table(Subscription))
         .values(id=subscription_id)
         .on_conflict_do_nothing(index_elements=["id"])
     )

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from concurrent.futures import ThreadPoolExecutor
+import queue as stdqueue
+import threading
 
 import psycopg
 
@@ -37,16 +38,19 @@ class GroupCommitter:
         self._writers = writers
         self._queue: asyncio.Queue[Waiter] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
-        self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="enqueue")
+        self._to_send: stdqueue.SimpleQueue[list[int] | None] = stdqueue.SimpleQueue()
+        self._sender = threading.Thread(target=self._send_loop, name="enqueue", daemon=True)
 
     async def start(self) -> None:
+        self._sender.start()
         self._tasks = [asyncio.create_task(self._write_loop()) for _ in range(self._writers)]
 
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._sender.shutdown(wait=True)
+        self._to_send.put(None)
+        await asyncio.to_thread(self._sender.join, 10)
 
     async def submit(self, event: IncomingEvent) -> bool:
         """Store ``event``; True if it was new, False if it was a duplicate."""
@@ -76,7 +80,7 @@ class GroupCommitter:
                         future.set_exception(DatabaseUnavailable(str(exc)))
                 continue
             if new_ids:
-                asyncio.get_running_loop().run_in_executor(self._sender, _send, new_ids)
+                self._to_send.put(new_ids)
 
     @staticmethod
     async def _insert(
@@ -91,9 +95,27 @@ class GroupCommitter:
                 future.set_result(inserted.pop(event.event_id, None) is not None)
         return new_ids
 
-
-def _send(ids: list[int]) -> None:
-    try:
-        queue.send_apply_events(ids)
-    except Exception as exc:  # the sweeper re-sends unhandled events
-        log.warning("could not send %d events to the workers: %s", len(ids), exc)
+    def _send_loop(self) -> None:
+        """Send new event ids to the workers, coalescing everything committed meanwhile
+        into one message (up to 500 ids), so busy intake costs few broker round trips."""
+        while True:
+            first = self._to_send.get()
+            if first is None:
+                return
+            ids = list(first)
+            stop = False
+            while len(ids) < 500:
+                try:
+                    more = self._to_send.get_nowait()
+                except stdqueue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                ids.extend(more)
+            try:
+                queue.send_apply_events(ids)
+            except Exception as exc:  # the sweeper re-sends unhandled events
+                log.warning("could not send %d events to the workers: %s", len(ids), exc)
+            if stop:
+                return

@@ -16,6 +16,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from dunning.cases import service as cases
+from dunning.db import table as core_table
 from dunning.ledger.models import ChargeAttempt, Customer, Invoice, PaymentMethod, Subscription
 from dunning.processors import stripe_objects as so
 
@@ -26,9 +27,9 @@ _INVOICE_RANK = {"unknown": 0, "draft": 1, "open": 2, "uncollectible": 3, "paid"
 
 def _upsert(session: Session, model: Any, values: dict[str, Any], version: int) -> None:
     """Insert or update a snapshot row unless the stored one is newer."""
-    table = model.__table__
+    table = core_table(model)
     stmt = insert(table).values(**values, version=version)
-    changed = {k: stmt.excluded[k] for k in values if k != "id"}
+    changed: dict[str, Any] = {k: stmt.excluded[k] for k in values if k != "id"}
     changed["version"] = stmt.excluded.version
     changed["updated_at"] = func.now()
     session.execute(
@@ -42,7 +43,7 @@ def _upsert(session: Session, model: Any, values: dict[str, Any], version: int) 
 
 def _patch(session: Session, model: Any, row_id: str, values: dict[str, Any]) -> None:
     """Set a few fields on a row, creating a bare row if none exists yet."""
-    table = model.__table__
+    table = core_table(model)
     stmt = insert(table).values(id=row_id, **values)
     session.execute(stmt.on_conflict_do_update(index_elements=[table.c.id], set_=values))
 
@@ -85,9 +86,9 @@ def apply_subscription(session: Session, obj: so.Obj, version: int) -> None:
     if rec.status == "canceled":
         # Lock order is invoice, then subscription, everywhere (see cases.service).
         cases.lock_invoices_of_subscription(session, rec.id)
-    table = Subscription.__table__
+    table = core_table(Subscription)
     stmt = insert(table).values(**values, version=version)
-    changed = {k: stmt.excluded[k] for k in values if k != "id"}
+    changed: dict[str, Any] = {k: stmt.excluded[k] for k in values if k != "id"}
     changed.update(version=stmt.excluded.version, updated_at=func.now())
     # A canceled subscription is final: no older or same-second snapshot revives it.
     session.execute(
@@ -159,9 +160,9 @@ def apply_invoice(session: Session, obj: so.Obj, version: int) -> so.InvoiceReco
         "hosted_invoice_url": rec.hosted_invoice_url,
         "processor_created": rec.created,
     }
-    table = Invoice.__table__
+    table = core_table(Invoice)
     stmt = insert(table).values(**values, attempt_count=rec.attempt_count, version=version)
-    changed = {k: stmt.excluded[k] for k in values if k != "id"}
+    changed: dict[str, Any] = {k: stmt.excluded[k] for k in values if k != "id"}
     changed.update(
         version=stmt.excluded.version,
         updated_at=func.now(),
@@ -185,9 +186,9 @@ def apply_invoice(session: Session, obj: so.Obj, version: int) -> so.InvoiceReco
 
 def record_attempt(session: Session, values: dict[str, Any]) -> None:
     """Insert a charge attempt or fill in what an earlier event about it did not say."""
-    table = ChargeAttempt.__table__
+    table = core_table(ChargeAttempt)
     stmt = insert(table).values(**values)
-    fill = {
+    fill: dict[str, Any] = {
         k: func.coalesce(table.c[k], stmt.excluded[k])
         for k in values
         if k not in ("attempt_key", "attempt_number", "numbered_by_invoice", "outcome")
@@ -204,7 +205,7 @@ def record_attempt(session: Session, values: dict[str, Any]) -> None:
 
 def _renumber(session: Session, invoice_id: str) -> None:
     """Number attempts the invoice did not number by time, so arrival order never matters."""
-    table = ChargeAttempt.__table__
+    table = core_table(ChargeAttempt)
     numbered = (
         select(
             table.c.id,

@@ -231,7 +231,7 @@ def read_charge(obj: Obj) -> ChargeRecord:
     """Charge; decline details from ``outcome`` and card details from either shape."""
     outcome = obj.get("outcome") or {}
     card = _get(obj, "payment_method_details", "card") or {}
-    source = obj.get("source") if isinstance(obj.get("source"), dict) else {}
+    source: dict[str, Any] = obj["source"] if isinstance(obj.get("source"), dict) else {}
     if not card and source.get("object") == "card":
         card = source
     decline = obj.get("decline_code")

@@ -26,8 +26,11 @@ def test_events_accepted_while_redis_is_down_are_handled_after_it_returns(
     try:
         for n in range(20):
             invoice = fixture("invoice", id=f"in_down_{n}", status="open", attempt_count=1)
-            answer = post(web.url, event("invoice.payment_failed", invoice, event_id=f"evt_d{n}"),
-                          secret=WEBHOOK_SECRET)
+            answer = post(
+                web.url,
+                event("invoice.payment_failed", invoice, event_id=f"evt_d{n}"),
+                secret=WEBHOOK_SECRET,
+            )
             assert answer.status_code == 200, answer.text
     finally:
         redis_server.start()
@@ -44,14 +47,16 @@ def test_a_failed_handling_keeps_its_traceback_and_replay_applies_it(
 ) -> None:
     broken = event("invoice.paid", {"object": "invoice"}, event_id="evt_broken")  # no id
     assert post(web.url, broken, secret=WEBHOOK_SECRET).status_code == 200
-    wait_until(lambda: scalar("SELECT status FROM processor_events") == "failed",
-               what="handling to fail")
+    wait_until(
+        lambda: scalar("SELECT status FROM processor_events") == "failed", what="handling to fail"
+    )
     [stored] = rows("SELECT error, traceback, attempts, handled_at FROM processor_events")
     assert stored["error"].startswith("KeyError")
     assert "Traceback" in stored["traceback"] and stored["handled_at"] is None
 
-    fixed = json.dumps(event("invoice.paid", fixture("invoice", status="paid"),
-                             event_id="evt_broken"))
+    fixed = json.dumps(
+        event("invoice.paid", fixture("invoice", status="paid"), event_id="evt_broken")
+    )
     with get_engine().begin() as conn:  # as if the bug were fixed: the same event now applies
         conn.execute(text("UPDATE processor_events SET body = :b"), {"b": fixed})
     ids = service.reset_for_replay(failed_only=True, since=None)

@@ -25,12 +25,17 @@ def _subscribe(client: stripe.StripeClient, card: str) -> tuple[str, str]:
     """A customer with ``card`` as default, subscribed to a monthly plan."""
     tag = uuid.uuid4().hex[:8]
     customer = client.v1.customers.create(
-        params={"email": f"{tag}@example.com", "name": f"Customer {tag}",
-                "metadata": {"time_zone": "America/New_York"}}
+        params={
+            "email": f"{tag}@example.com",
+            "name": f"Customer {tag}",
+            "metadata": {"time_zone": "America/New_York"},
+        }
     )
     pm = client.v1.payment_methods.create(
-        params={"type": "card",
-                "card": {"number": card, "exp_month": 12, "exp_year": 2031, "cvc": "123"}}
+        params={
+            "type": "card",
+            "card": {"number": card, "exp_month": 12, "exp_year": 2031, "cvc": "123"},
+        }
     )
     client.v1.payment_methods.attach(pm.id, params={"customer": customer.id})
     client.v1.customers.update(
@@ -38,8 +43,13 @@ def _subscribe(client: stripe.StripeClient, card: str) -> tuple[str, str]:
     )
     product = client.v1.products.create(params={"name": f"Pro {tag}"})
     plan = client.v1.plans.create(
-        params={"id": f"pro-{tag}", "amount": 4900, "currency": "usd", "interval": "month",
-                "product": product.id}
+        params={
+            "id": f"pro-{tag}",
+            "amount": 4900,
+            "currency": "usd",
+            "interval": "month",
+            "product": product.id,
+        }
     )
     sub = client.v1.subscriptions.create(
         params={"customer": customer.id, "items": [{"plan": plan.id}]}
@@ -59,13 +69,22 @@ def test_a_failing_card_gives_an_open_invoice_and_the_reconciler_opens_a_case(
 
     assert reconcile(StripeAdapter("sk_test_sandbox", stripe_base)) >= 2
     wait_until(all_handled, what="reconciled events applied")
-    [case] = rows("SELECT state, amount, currency, subscription_id FROM dunning_cases"
-                  " WHERE customer_id = :c", c=customer_id)
+    [case] = rows(
+        "SELECT state, amount, currency, subscription_id FROM dunning_cases WHERE customer_id = :c",
+        c=customer_id,
+    )
     assert case == {"state": "open", "amount": 4900, "currency": "usd", "subscription_id": sub_id}
-    [attempt] = rows("SELECT attempt_number, outcome, failure_code, charge_id FROM charge_attempts"
-                     " WHERE customer_id = :c", c=customer_id)
-    assert attempt == {"attempt_number": 1, "outcome": "failed", "failure_code": "card_declined",
-                       "charge_id": charge["id"]}
+    [attempt] = rows(
+        "SELECT attempt_number, outcome, failure_code, charge_id FROM charge_attempts"
+        " WHERE customer_id = :c",
+        c=customer_id,
+    )
+    assert attempt == {
+        "attempt_number": 1,
+        "outcome": "failed",
+        "failure_code": "card_declined",
+        "charge_id": charge["id"],
+    }
     # A second pass finds nothing new: findings are keyed, stored once.
     before = scalar("SELECT count(*) FROM processor_events")
     reconcile(StripeAdapter("sk_test_sandbox", stripe_base))
@@ -84,12 +103,16 @@ def test_webhooks_sent_by_the_sandbox_are_accepted_and_applied(
 
     def applied() -> bool:
         return bool(
-            scalar("SELECT count(*) FROM customers WHERE id = :c AND email IS NOT NULL",
-                   c=customer_id)
-            and scalar("SELECT count(*) FROM subscriptions WHERE id = :s AND status = 'active'",
-                       s=sub_id)
-            and scalar("SELECT count(*) FROM invoices WHERE subscription_id = :s"
-                       " AND status = 'paid'", s=sub_id)
+            scalar(
+                "SELECT count(*) FROM customers WHERE id = :c AND email IS NOT NULL", c=customer_id
+            )
+            and scalar(
+                "SELECT count(*) FROM subscriptions WHERE id = :s AND status = 'active'", s=sub_id
+            )
+            and scalar(
+                "SELECT count(*) FROM invoices WHERE subscription_id = :s AND status = 'paid'",
+                s=sub_id,
+            )
         )
 
     wait_until(applied, timeout=30, what="sandbox webhooks applied")

@@ -6,9 +6,8 @@ from __future__ import annotations
 import pytest
 
 from dunning.db import session_scope
-from dunning.events.service import HANDLERS, handle_event
+from dunning.events.service import HANDLERS, handle_event, store_events
 from dunning.events.store import parse_event
-from dunning.events.service import store_events
 from tests.support.ledger import rows
 from tests.support.stripe_events import event, fixture
 

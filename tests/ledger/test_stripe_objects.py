@@ -29,10 +29,19 @@ def test_subscription_reads_period_and_price_from_its_items() -> None:
 
 def test_subscription_of_the_2017_shape() -> None:
     old = {
-        "id": "sub_1", "customer": "cus_1", "status": "past_due", "current_period_end": 1700000000,
-        "plan": {"id": "pro", "amount": 4900, "currency": "usd", "interval": "year",
-                 "nickname": "Pro"},
-        "quantity": 2, "default_source": "card_1",
+        "id": "sub_1",
+        "customer": "cus_1",
+        "status": "past_due",
+        "current_period_end": 1700000000,
+        "plan": {
+            "id": "pro",
+            "amount": 4900,
+            "currency": "usd",
+            "interval": "year",
+            "nickname": "Pro",
+        },
+        "quantity": 2,
+        "default_source": "card_1",
     }
     rec = so.read_subscription(old)
     assert (rec.plan_id, rec.amount, rec.interval, rec.plan_name) == ("pro", 9800, "year", "Pro")
@@ -44,26 +53,48 @@ def test_invoice_reads_subscription_from_parent() -> None:
     assert rec.subscription_id == "subscription"
     assert (rec.amount_due, rec.currency, rec.status) == (1000, "usd", "draft")
     assert rec.next_payment_attempt == datetime.fromtimestamp(1234567890, UTC)
-    old = so.read_invoice({"id": "in_1", "subscription": "sub_1", "paid": True, "charge": "ch_1",
-                           "amount_due": 500, "currency": "EUR", "attempt_count": 2})
+    old = so.read_invoice(
+        {
+            "id": "in_1",
+            "subscription": "sub_1",
+            "paid": True,
+            "charge": "ch_1",
+            "amount_due": 500,
+            "currency": "EUR",
+            "attempt_count": 2,
+        }
+    )
     assert (old.subscription_id, old.status, old.charge_id, old.currency) == (
-        "sub_1", "paid", "ch_1", "eur")
+        "sub_1",
+        "paid",
+        "ch_1",
+        "eur",
+    )
 
 
 def test_charge_reads_decline_details_from_outcome() -> None:
     declined = fixture("charge", status="failed", failure_code="card_declined")
     declined["outcome"] = {
-        **declined["outcome"], "type": "issuer_declined", "reason": "insufficient_funds",
-        "network_decline_code": "51", "advice_code": "try_again_later",
+        **declined["outcome"],
+        "type": "issuer_declined",
+        "reason": "insufficient_funds",
+        "network_decline_code": "51",
+        "advice_code": "try_again_later",
         "network_advice_code": "24",
     }
     rec = so.read_charge(declined)
     assert not rec.succeeded
     assert (rec.failure_code, rec.decline_code) == ("card_declined", "insufficient_funds")
     assert (rec.network_decline_code, rec.advice_code, rec.network_advice_code) == (
-        "51", "try_again_later", "24")
+        "51",
+        "try_again_later",
+        "24",
+    )
     assert (rec.card_brand, rec.card_last4, rec.card_fingerprint) == (
-        "visa", "4242", "AOB934RVNwzk6xtn")
+        "visa",
+        "4242",
+        "AOB934RVNwzk6xtn",
+    )
     assert so.read_charge(fixture("charge")).succeeded
 
 

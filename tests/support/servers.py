@@ -73,8 +73,19 @@ class ThrowawayRedis:
     def start(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
-            [str(_redis_server_binary()), "--port", "0", "--unixsocket", str(self.sock),
-             "--dir", str(self.folder), "--save", "", "--appendonly", "no"],
+            [
+                str(_redis_server_binary()),
+                "--port",
+                "0",
+                "--unixsocket",
+                str(self.sock),
+                "--dir",
+                str(self.folder),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
             stdout=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 10

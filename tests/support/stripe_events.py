@@ -33,8 +33,9 @@ def fixture(name: str, **overrides: Any) -> dict[str, Any]:
     return obj
 
 
-def event(event_type: str, obj: dict[str, Any], *, created: int | None = None,
-          event_id: str | None = None) -> dict[str, Any]:
+def event(
+    event_type: str, obj: dict[str, Any], *, created: int | None = None, event_id: str | None = None
+) -> dict[str, Any]:
     """An event envelope of the current API shape around ``obj``."""
     envelope = fixture("event")
     created = int(time.time()) if created is None else created
@@ -47,10 +48,19 @@ def event(event_type: str, obj: dict[str, Any], *, created: int | None = None,
     return envelope
 
 
-def post(base_url: str, payload: dict[str, Any] | bytes, *, secret: str,
-         timestamp: int | None = None, client: httpx.Client | None = None) -> httpx.Response:
+def post(
+    base_url: str,
+    payload: dict[str, Any] | bytes,
+    *,
+    secret: str,
+    timestamp: int | None = None,
+    client: httpx.Client | None = None,
+) -> httpx.Response:
     """POST an event to the webhook endpoint with a valid ``Stripe-Signature``."""
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    headers = {"Stripe-Signature": sign(body, secret, timestamp), "Content-Type": "application/json"}
+    headers = {
+        "Stripe-Signature": sign(body, secret, timestamp),
+        "Content-Type": "application/json",
+    }
     http = client or httpx.Client(timeout=10)
     return http.post(f"{base_url}/webhooks/stripe", content=body, headers=headers)
