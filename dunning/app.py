@@ -15,6 +15,7 @@ from sqlalchemy import text
 from dunning.db import get_engine, libpq_url
 from dunning.events.intake import GroupCommitter
 from dunning.events.routes import WEBHOOK_PATH, stripe_webhook
+from dunning.policy.routes import router as policy_router
 from dunning.settings import Settings, get_settings
 
 
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None) -> Service:
 
     app = FastAPI(title="Dunning service", lifespan=lifespan)
     app.state.settings = settings
+    app.include_router(policy_router)
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:

@@ -14,12 +14,16 @@ from typing import Annotated
 
 import typer
 
+from dunning.admin.cli import keys_app
 from dunning.embedded import ensure_services, stop_services
+from dunning.policy.cli import policy_app
 from dunning.settings import Settings, SettingsError, get_settings
 
 app = typer.Typer(help="Dunning and involuntary-churn recovery service.", no_args_is_help=True)
 events_app = typer.Typer(help="Stored processor events.", no_args_is_help=True)
 app.add_typer(events_app, name="events")
+app.add_typer(policy_app, name="policy")
+app.add_typer(keys_app, name="keys")
 
 log = logging.getLogger("dunning")
 

@@ -1,17 +1,26 @@
 """Every table, imported in one place so Alembic and tests see the whole schema."""
 
-from dunning.cases.models import DunningCase
+from dunning.admin.models import ApiKey, AuditEntry
+from dunning.cases.models import CaseDecision, DunningCase
 from dunning.db import Base
 from dunning.events.models import ProcessorEvent
 from dunning.ledger.models import ChargeAttempt, Customer, Invoice, PaymentMethod, Subscription
+from dunning.policy.store import PolicyActivation, RetryPolicy
+from dunning.scheduler.models import ScheduledAction
 
 __all__ = [
+    "ApiKey",
+    "AuditEntry",
     "Base",
+    "CaseDecision",
     "ChargeAttempt",
     "Customer",
     "DunningCase",
     "Invoice",
     "PaymentMethod",
+    "PolicyActivation",
     "ProcessorEvent",
+    "RetryPolicy",
+    "ScheduledAction",
     "Subscription",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from datetime import datetime
 
 log = logging.getLogger(__name__)
 
@@ -17,3 +18,12 @@ def send_apply_events(event_ids: Sequence[int]) -> None:
     from workers.celery_app import app
 
     app.send_task(APPLY_EVENTS, args=[list(event_ids)], retry=False)
+
+RUN_ACTION = "workers.tasks.run_action"
+
+
+def send_run_action(action_id: int, dispatch: int, now: datetime) -> None:
+    """Ask a worker to perform one claimed action (its dispatch number guards reruns)."""
+    from workers.celery_app import app
+
+    app.send_task(RUN_ACTION, args=[action_id, dispatch, now.isoformat()], retry=False)

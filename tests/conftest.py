@@ -102,3 +102,18 @@ def stripe_base() -> Iterator[str]:
     """A localstripe server for the whole session."""
     with servers.localstripe() as base:
         yield base
+
+
+@pytest.fixture
+def processor(stripe_base: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Point the service's Stripe settings at an emptied sandbox for this test."""
+    import httpx
+
+    from dunning.settings import get_settings
+
+    httpx.delete(f"{stripe_base}/_config/data").raise_for_status()
+    monkeypatch.setenv("DUNNING_STRIPE_API_KEY", "sk_test_sandbox")
+    monkeypatch.setenv("DUNNING_STRIPE_API_BASE", stripe_base)
+    get_settings.cache_clear()
+    yield stripe_base
+    get_settings.cache_clear()

@@ -38,6 +38,10 @@ def make_app() -> Celery:
                 "task": "workers.tasks.sweep_events",
                 "schedule": max(settings.sweep_interval_seconds, 1.0),
             },
+            "sweep-actions": {
+                "task": "workers.tasks.sweep_actions",
+                "schedule": settings.sweep_interval_seconds,
+            },
             "reconcile": {
                 "task": "workers.tasks.reconcile",
                 "schedule": float(settings.reconcile_interval_seconds),

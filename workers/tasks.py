@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
+from dunning.cases import actions
 from dunning.events import reconcile as reconciler
 from dunning.events import service
 from dunning.processors.stripe_adapter import ProcessorNotConfigured, StripeAdapter
+from dunning.scheduler import sweeper
 from dunning.settings import get_settings
 from workers.celery_app import app
 
@@ -31,3 +33,16 @@ def reconcile() -> int:
     except ProcessorNotConfigured:
         return 0
     return reconciler.reconcile(adapter)
+
+
+@app.task(name="workers.tasks.sweep_actions")
+def sweep_actions() -> int:
+    """Claim due scheduled actions and send one task per action."""
+    return sweeper.sweep(datetime.now(UTC))
+
+
+@app.task(name="workers.tasks.run_action")
+def run_action(action_id: int, dispatch: int, now: str) -> str:
+    """Perform one scheduled action at the sweeper's clock ``now``."""
+    adapter = StripeAdapter.from_settings(get_settings())
+    return actions.run_action(adapter, action_id, dispatch, actions.utc(now))

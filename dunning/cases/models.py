@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Index, String, func, text
+from sqlalchemy import BigInteger, Boolean, Index, Integer, String, Text, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from dunning.db import Base
@@ -18,8 +18,9 @@ class CaseState:
     VOIDED = "voided"
     UNCOLLECTIBLE = "uncollectible"
     CANCELED = "canceled"
+    EXHAUSTED = "exhausted"  # the policy gave up and left the invoice past due
 
-    CLOSED = (RECOVERED, VOIDED, UNCOLLECTIBLE, CANCELED)
+    CLOSED = (RECOVERED, VOIDED, UNCOLLECTIBLE, CANCELED, EXHAUSTED)
 
 
 class RecoveredBy:
@@ -48,8 +49,28 @@ class DunningCase(Base):
     amount: Mapped[int | None] = mapped_column(BigInteger)
     currency: Mapped[str | None] = mapped_column(String(3))
     policy_version: Mapped[int | None]
+    policy_id: Mapped[int | None] = mapped_column(BigInteger)
+    paused: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    end_action: Mapped[str | None] = mapped_column(String(32))
     opened_at: Mapped[datetime]
     closed_at: Mapped[datetime | None]
     recovered_amount: Mapped[int | None] = mapped_column(BigInteger)
     recovered_by: Mapped[str | None] = mapped_column(String(32))
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+
+class CaseDecision(Base):
+    """Each decision of the engine for a case, with its reason: the case's timeline."""
+
+    __tablename__ = "case_decisions"
+    __table_args__ = (Index("ix_case_decisions_case", "case_id", "decided_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    case_id: Mapped[int] = mapped_column(BigInteger)
+    decided_at: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(32))
+    due_at: Mapped[datetime | None]
+    attempt_number: Mapped[int] = mapped_column(Integer)
+    decline_class: Mapped[str | None] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text)
+    policy_id: Mapped[int | None] = mapped_column(BigInteger)

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from dunning.cases import planner
 from dunning.cases.models import CaseState, DunningCase, RecoveredBy
 from dunning.db import table as core_table
 from dunning.ledger.models import ChargeAttempt, Invoice, Subscription
@@ -40,8 +41,11 @@ def lock_invoice(session: Session, invoice_id: str, *, customer_id: str | None =
     return invoice
 
 
-def on_failed_charge(session: Session, invoice_id: str, *, at: datetime) -> DunningCase:
-    """A charge on the invoice failed: open its case (or keep it) and bring it up to date."""
+def on_failed_charge(
+    session: Session, invoice_id: str, *, at: datetime, now: datetime | None = None
+) -> DunningCase:
+    """A charge on the invoice failed: open its case (or keep it), bring it up to date,
+    and ask the policy what comes next."""
     invoice = lock_invoice(session, invoice_id)
     session.execute(
         insert(core_table(DunningCase))
@@ -61,6 +65,7 @@ def on_failed_charge(session: Session, invoice_id: str, *, at: datetime) -> Dunn
     if at < case.opened_at:
         case.opened_at = at
     _refresh(session, case, invoice)
+    planner.plan(session, case, now or datetime.now(UTC))
     return case
 
 
@@ -120,10 +125,14 @@ def _refresh(session: Session, case: DunningCase, invoice: Invoice) -> None:
         state, closed_at = CaseState.UNCOLLECTIBLE, invoice.marked_uncollectible_at or now
     elif subscription is not None and subscription.status == "canceled":
         state, closed_at = CaseState.CANCELED, subscription.canceled_at or now
+    elif case.end_action == "leave_past_due":
+        state, closed_at = CaseState.EXHAUSTED, case.closed_at or now
     if state == case.state and (case.closed_at is not None or closed_at is None):
         return
     case.state = state
     case.closed_at = closed_at
+    if state != CaseState.OPEN:
+        planner.cancel_pending(session, case.id)
     case.recovered_amount = None
     case.recovered_by = None
     if state == CaseState.RECOVERED:

@@ -38,6 +38,7 @@ class ProcessorEvent(Base):
     processor: Mapped[str] = mapped_column(String(32))
     event_id: Mapped[str] = mapped_column(String(255))
     type: Mapped[str] = mapped_column(String(128))
+    object_id: Mapped[str | None] = mapped_column(String(255), index=True)
     livemode: Mapped[bool | None]
     processor_created: Mapped[int | None] = mapped_column(BigInteger)
     body: Mapped[str] = mapped_column(Text)

@@ -8,6 +8,7 @@ applied idempotently, visible and replayable.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -19,6 +20,7 @@ from dunning.cases.models import CaseState, DunningCase
 from dunning.db import session_scope
 from dunning.events import service
 from dunning.events.store import IncomingEvent
+from dunning.processors import stripe_objects as so
 from dunning.processors.stripe_adapter import StripeAdapter
 
 log = logging.getLogger(__name__)
@@ -47,7 +49,29 @@ def _synthetic(event_id: str, event_type: str, obj: dict[str, Any], seen_at: int
         body=json.dumps(body, sort_keys=True),
         headers={},
         source="reconciler",
+        object_id=obj.get("id"),
     )
+
+
+def _snapshot(event_type: str, obj: dict[str, Any], seen_at: int) -> IncomingEvent:
+    """A current copy of an object, keyed by its content: stored once per version."""
+    digest = hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+    return _synthetic(f"reconcile:{obj['id']}:{digest}", event_type, obj, seen_at)
+
+
+def _context(adapter: StripeAdapter, invoice: dict[str, Any], seen_at: int) -> list[IncomingEvent]:
+    """The customer and subscription of a failed invoice, so its case knows the
+    customer's time zone and plan even when their webhooks never came."""
+    found = []
+    customer = invoice.get("customer")
+    if isinstance(customer, str):
+        found.append(_snapshot("customer.updated", adapter.customer(customer), seen_at))
+    subscription = so.read_invoice(invoice).subscription_id
+    if subscription:
+        found.append(
+            _snapshot("customer.subscription.updated", adapter.subscription(subscription), seen_at)
+        )
+    return found
 
 
 def find_missed(adapter: StripeAdapter, open_case_limit: int = 500) -> list[IncomingEvent]:
@@ -60,6 +84,7 @@ def find_missed(adapter: StripeAdapter, open_case_limit: int = 500) -> list[Inco
             "charge_automatically"
         ):
             continue
+        found.extend(_context(adapter, invoice, seen_at))
         charge = invoice.get("charge")
         if isinstance(charge, str):
             charge = adapter.charge(charge)

@@ -8,10 +8,10 @@ from typing import Any
 
 INSERT_EVENTS_SQL = """
 INSERT INTO processor_events
-    (processor, event_id, type, livemode, processor_created, body, headers, source)
+    (processor, event_id, type, livemode, processor_created, body, headers, source, object_id)
 SELECT * FROM unnest(
     %s::text[], %s::text[], %s::text[], %s::bool[],
-    %s::bigint[], %s::text[], %s::jsonb[], %s::text[]
+    %s::bigint[], %s::text[], %s::jsonb[], %s::text[], %s::text[]
 )
 ON CONFLICT (processor, event_id) DO NOTHING
 RETURNING id, event_id
@@ -34,6 +34,7 @@ class IncomingEvent:
     headers: dict[str, str]
     source: str = "webhook"
     processor: str = "stripe"
+    object_id: str | None = None
 
 
 def parse_event(body: bytes, headers: dict[str, str], source: str = "webhook") -> IncomingEvent:
@@ -51,6 +52,7 @@ def parse_event(body: bytes, headers: dict[str, str], source: str = "webhook") -
     if not isinstance(data.get("data"), dict) or not isinstance(data["data"].get("object"), dict):
         raise MalformedEvent("event has no data.object")
     created = data.get("created")
+    object_id = data["data"]["object"].get("id")
     return IncomingEvent(
         event_id=event_id,
         type=event_type,
@@ -59,6 +61,7 @@ def parse_event(body: bytes, headers: dict[str, str], source: str = "webhook") -
         body=text,
         headers=headers,
         source=source,
+        object_id=object_id if isinstance(object_id, str) else None,
     )
 
 
@@ -73,4 +76,5 @@ def insert_params(events: list[IncomingEvent]) -> tuple[list[Any], ...]:
         [e.body for e in events],
         [json.dumps(e.headers) for e in events],
         [e.source for e in events],
+        [e.object_id for e in events],
     )

@@ -197,6 +197,12 @@ def record_attempt(session: Session, values: dict[str, Any]) -> None:
         fill["attempt_number"] = stmt.excluded.attempt_number
         fill["numbered_by_invoice"] = literal(True)
     fill["outcome"] = stmt.excluded.outcome
+    # Our own channels (retry, customer, card updater) name themselves; the processor's
+    # webhook about the same charge never overwrites that.
+    fill["triggered_by"] = case(
+        (stmt.excluded.triggered_by != "processor", stmt.excluded.triggered_by),
+        else_=table.c.triggered_by,
+    )
     session.execute(stmt.on_conflict_do_update(index_elements=[table.c.attempt_key], set_=fill))
     invoice_id = values.get("invoice_id")
     if invoice_id:

@@ -1,0 +1,198 @@
+"""What billing ops can do to a case, and how they read it. The HTTP API and the CLI
+both call these functions; every change is written to the audit log."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from dunning.admin.actors import Actor
+from dunning.admin.audit import record_audit
+from dunning.cases import planner
+from dunning.cases.models import CaseDecision, CaseState, DunningCase
+from dunning.events.models import ProcessorEvent
+from dunning.ledger.models import ChargeAttempt
+from dunning.policy.declines import DeclineClass
+from dunning.policy.network_rules import guard
+from dunning.policy.records import Decision, DecisionKind
+from dunning.scheduler.models import ScheduledAction
+
+_NOW_WINDOW = timedelta(minutes=5)
+
+
+class CaseActionRefused(Exception):
+    """The action is not possible for this case now; ``status`` is the HTTP answer."""
+
+    def __init__(self, message: str, status: int = 409) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _open_case(session: Session, case_id: int) -> DunningCase:
+    case = session.execute(
+        select(DunningCase).where(DunningCase.id == case_id).with_for_update()
+    ).scalar_one_or_none()
+    if case is None:
+        raise CaseActionRefused(f"no case {case_id}", status=404)
+    if case.state != CaseState.OPEN:
+        raise CaseActionRefused(f"case {case_id} is {case.state}")
+    return case
+
+
+def retry_now(session: Session, case_id: int, actor: Actor | str, now: datetime) -> str:
+    """Schedule a retry for now, outside the policy's timing but never outside the
+    card networks' rules; returns the action's dedupe key."""
+    case = _open_case(session, case_id)
+    given = planner.inputs_for(session, case, now)
+    if given is None:
+        raise CaseActionRefused("the case has no failed attempt to retry")
+    proposed = Decision(
+        kind=DecisionKind.RETRY,
+        at=now,
+        reason=f"retry now, asked by {actor if isinstance(actor, str) else actor.name}",
+        decline_class=DeclineClass.UNKNOWN,
+        end_action=None,
+        attempt_number=sum(1 for a in given.history if not a.succeeded) + 1,
+    )
+    allowed = guard(
+        proposed,
+        history=given.history,
+        card_brand=given.card_brand,
+        card_history=given.card_history,
+        card_updated_at=given.card_updated_at,
+    )
+    if allowed.kind != DecisionKind.RETRY or allowed.at is None:
+        raise CaseActionRefused(f"the card network rules forbid a retry: {allowed.reason}")
+    if allowed.at > now + _NOW_WINDOW:
+        raise CaseActionRefused(
+            f"the card network rules allow the next retry at {allowed.at:%Y-%m-%d %H:%M} UTC: "
+            f"{allowed.reason}"
+        )
+    case.paused = False
+    key = planner.schedule(session, case, replace(allowed, at=now), now)
+    _audit(session, actor, "case.retry_now", case, {"action": key})
+    return key
+
+
+def pause(session: Session, case_id: int, actor: Actor | str) -> None:
+    """Stop all retries and end actions of the case until it is resumed."""
+    case = _open_case(session, case_id)
+    case.paused = True
+    planner.cancel_pending(session, case.id)
+    _audit(session, actor, "case.pause", case, {})
+
+
+def resume(session: Session, case_id: int, actor: Actor | str, now: datetime) -> None:
+    """Let the policy plan the case again."""
+    case = _open_case(session, case_id)
+    case.paused = False
+    planner.plan(session, case, now)
+    _audit(session, actor, "case.resume", case, {})
+
+
+def write_off(session: Session, case_id: int, actor: Actor | str, now: datetime) -> None:
+    """Give up on the invoice now: the policy's end action is skipped, the invoice is
+    marked uncollectible by the end-action step the workers perform."""
+    case = _open_case(session, case_id)
+    case.paused = False
+    decision = Decision(
+        kind=DecisionKind.GIVE_UP,
+        at=now,
+        reason="written off by ops",
+        decline_class=DeclineClass.UNKNOWN,
+        end_action=None,
+        attempt_number=0,
+    )
+    planner.cancel_pending(session, case.id)
+    session.add(
+        ScheduledAction(
+            case_id=case.id,
+            kind="end_action",
+            due_at=now,
+            dedupe_key=f"case:{case.id}:write-off",
+            payload={"attempt_number": 0, "end_action": "mark_uncollectible"},
+        )
+    )
+    session.add(
+        CaseDecision(
+            case_id=case.id,
+            decided_at=now,
+            kind=decision.kind.value,
+            due_at=now,
+            attempt_number=0,
+            decline_class=None,
+            reason=decision.reason,
+            policy_id=case.policy_id,
+        )
+    )
+    _audit(session, actor, "case.write_off", case, {})
+
+
+def _audit(
+    session: Session, actor: Actor | str, action: str, case: DunningCase, details: dict[str, Any]
+) -> None:
+    record_audit(session, actor, action, "case", str(case.id), details)
+
+
+def case_query(
+    *,
+    state: str | None = None,
+    customer_id: str | None = None,
+    decline_class: str | None = None,
+    opened_from: datetime | None = None,
+    opened_to: datetime | None = None,
+) -> Select[tuple[DunningCase]]:
+    """Cases matching the filters ops use, newest first."""
+    stmt = select(DunningCase).order_by(DunningCase.opened_at.desc(), DunningCase.id.desc())
+    if state:
+        stmt = stmt.where(DunningCase.state == state)
+    if customer_id:
+        stmt = stmt.where(DunningCase.customer_id == customer_id)
+    if opened_from:
+        stmt = stmt.where(DunningCase.opened_at >= opened_from)
+    if opened_to:
+        stmt = stmt.where(DunningCase.opened_at < opened_to)
+    if decline_class:
+        latest = (
+            select(CaseDecision.decline_class)
+            .where(CaseDecision.case_id == DunningCase.id)
+            .order_by(CaseDecision.id.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        stmt = stmt.where(latest == decline_class)
+    return stmt
+
+
+def timeline(session: Session, case: DunningCase) -> dict[str, list[Any]]:
+    """Everything that happened to a case: events, attempts, decisions, actions."""
+    attempts = session.scalars(
+        select(ChargeAttempt)
+        .where(ChargeAttempt.invoice_id == case.invoice_id)
+        .order_by(ChargeAttempt.attempted_at)
+    ).all()
+    object_ids = [case.invoice_id, *(a.charge_id for a in attempts if a.charge_id)]
+    events = session.scalars(
+        select(ProcessorEvent)
+        .where(ProcessorEvent.object_id.in_(object_ids))
+        .order_by(ProcessorEvent.processor_created, ProcessorEvent.id)
+        .limit(500)
+    ).all()
+    decisions = session.scalars(
+        select(CaseDecision).where(CaseDecision.case_id == case.id).order_by(CaseDecision.id)
+    ).all()
+    actions = session.scalars(
+        select(ScheduledAction)
+        .where(ScheduledAction.case_id == case.id)
+        .order_by(ScheduledAction.id)
+    ).all()
+    return {
+        "events": list(events),
+        "attempts": list(attempts),
+        "decisions": list(decisions),
+        "actions": list(actions),
+    }

@@ -1,0 +1,236 @@
+"""Turn the engine's decision for a case into scheduled actions and a timeline entry.
+
+The engine is pure (dunning/policy/engine.py); this module gathers its inputs from
+the ledger, records what it decided and why, and writes the action rows whose dedupe
+keys make each retry and each end action happen once per case.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from dunning.cases.models import CaseDecision, CaseState, DunningCase
+from dunning.db import table as core_table
+from dunning.ledger.models import ChargeAttempt, Customer, Invoice, PaymentMethod, Subscription
+from dunning.policy.engine import decide
+from dunning.policy.models import Policy
+from dunning.policy.records import Attempt, Decision, DecisionKind
+from dunning.scheduler.models import ActionKind, ActionStatus, ScheduledAction
+
+# When Stripe's own retry is scheduled for the invoice, ours waits this long after it,
+# so the two never double up; the action re-reads the invoice before charging anyway.
+AFTER_PROCESSOR_RETRY = timedelta(hours=1)
+
+
+def _attempts(session: Session, case: DunningCase) -> list[Attempt]:
+    rows = session.scalars(
+        select(ChargeAttempt)
+        .where(ChargeAttempt.invoice_id == case.invoice_id)
+        .order_by(ChargeAttempt.attempted_at, ChargeAttempt.attempt_key)
+    ).all()
+    return [_attempt(row, case) for row in rows]
+
+
+def _attempt(row: ChargeAttempt, case: DunningCase) -> Attempt:
+    return Attempt(
+        at=row.attempted_at,
+        amount=row.amount or case.amount or 0,
+        currency=row.currency or case.currency or "usd",
+        succeeded=row.outcome == "succeeded",
+        decline_code=row.decline_code,
+        failure_code=row.failure_code,
+        network_decline_code=row.network_decline_code,
+        advice_code=row.advice_code,
+        network_advice_code=row.network_advice_code,
+        card_brand=row.card_brand,
+        card_fingerprint=row.card_fingerprint,
+        merchant_initiated=row.triggered_by != "customer",
+    )
+
+
+def _card_history(
+    session: Session, case: DunningCase, fingerprint: str | None, now: datetime
+) -> list[Attempt]:
+    """Other recent declines on the same card: the networks count per card, not per case."""
+    if not fingerprint:
+        return []
+    rows = session.scalars(
+        select(ChargeAttempt).where(
+            ChargeAttempt.card_fingerprint == fingerprint,
+            ChargeAttempt.invoice_id != case.invoice_id,
+            ChargeAttempt.attempted_at >= now - timedelta(days=31),
+        )
+    ).all()
+    return [_attempt(row, case) for row in rows]
+
+
+def _default_card(session: Session, case: DunningCase) -> PaymentMethod | None:
+    subscription = session.get(Subscription, case.subscription_id) if case.subscription_id else None
+    customer = session.get(Customer, case.customer_id) if case.customer_id else None
+    pm_id = (subscription and subscription.default_payment_method_id) or (
+        customer and customer.default_payment_method_id
+    )
+    return session.get(PaymentMethod, pm_id) if pm_id else None
+
+
+def _policy(session: Session, case: DunningCase) -> Policy:
+    from dunning.policy import store  # the store reads files and the database: import late
+
+    if case.policy_id is None:
+        policy_id, policy = store.policy_for_customer(session, case.customer_id or case.invoice_id)
+        case.policy_id, case.policy_version = policy_id, policy.version
+        return policy
+    return store.policy_by_id(session, case.policy_id)
+
+
+@dataclass(frozen=True)
+class EngineInputs:
+    """Everything the pure engine needs about one case, read from the ledger."""
+
+    policy: Policy
+    history: list[Attempt]
+    time_zone: str
+    card_brand: str | None
+    card_history: list[Attempt]
+    card_updated_at: datetime | None
+    processor_retry_at: datetime | None
+
+
+def inputs_for(session: Session, case: DunningCase, now: datetime) -> EngineInputs | None:
+    """The engine's inputs for a case whose last attempt failed; None otherwise."""
+    history = _attempts(session, case)
+    if not history or history[-1].succeeded:
+        return None
+    customer = session.get(Customer, case.customer_id) if case.customer_id else None
+    card = _default_card(session, case)
+    last_failure = history[-1].at
+    card_updated_at = None
+    if card is not None:
+        used = {a.card_fingerprint for a in history if a.card_fingerprint}
+        if card.updated_by_network_at and card.updated_by_network_at > last_failure:
+            card_updated_at = card.updated_by_network_at
+        elif card.fingerprint and used and card.fingerprint not in used:
+            card_updated_at = max(card.updated_at, last_failure)
+    invoice = session.get(Invoice, case.invoice_id)
+    return EngineInputs(
+        policy=_policy(session, case),
+        history=history,
+        time_zone=(customer.time_zone if customer else None) or "UTC",
+        card_brand=(card.brand if card else None) or history[-1].card_brand,
+        card_history=_card_history(session, case, card.fingerprint if card else None, now),
+        card_updated_at=card_updated_at,
+        processor_retry_at=invoice.next_payment_attempt if invoice else None,
+    )
+
+
+def decide_for(session: Session, case: DunningCase, now: datetime) -> Decision | None:
+    """The engine's decision for an open case, from the ledger as it stands."""
+    given = inputs_for(session, case, now)
+    if given is None:
+        return None
+    decision = decide(
+        given.policy,
+        given.history,
+        now=now,
+        time_zone=given.time_zone,
+        card_brand=given.card_brand,
+        card_history=given.card_history,
+        card_updated_at=given.card_updated_at,
+    )
+    processor_retry = given.processor_retry_at
+    if decision.kind == DecisionKind.RETRY and processor_retry and decision.at:
+        earliest = processor_retry + AFTER_PROCESSOR_RETRY
+        if decision.at < earliest:
+            decision = replace(
+                decision,
+                at=earliest,
+                reason=f"{decision.reason}; after the processor's own retry at "
+                f"{processor_retry:%Y-%m-%d %H:%M} UTC",
+            )
+    return decision
+
+
+def plan(session: Session, case: DunningCase, now: datetime) -> Decision | None:
+    """Decide what comes next for the case and schedule it (or cancel what it no longer needs)."""
+    if case.state != CaseState.OPEN or case.paused:
+        cancel_pending(session, case.id)
+        return None
+    decision = decide_for(session, case, now)
+    if decision is None:
+        return None
+    due = decision.at if decision.kind != DecisionKind.GIVE_UP and decision.at else now
+    schedule(session, case, decision, due)
+    _record(session, case, decision, due, now)
+    return decision
+
+
+def schedule(session: Session, case: DunningCase, decision: Decision, due: datetime) -> str:
+    """Write the action a decision calls for, replacing the case's other pending ones."""
+    if decision.kind == DecisionKind.RETRY:
+        key, kind = f"case:{case.id}:retry:{decision.attempt_number}", ActionKind.RETRY_CHARGE
+    else:
+        key, kind = f"case:{case.id}:end", ActionKind.END_ACTION
+    payload: dict[str, Any] = {
+        "attempt_number": decision.attempt_number,
+        "end_action": (decision.end_action or _policy(session, case).end_action).value,
+    }
+    cancel_pending(session, case.id, keep=key)
+    action = core_table(ScheduledAction)
+    stmt = insert(action).values(
+        case_id=case.id, kind=kind, due_at=due, dedupe_key=key, payload=payload
+    )
+    session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[action.c.dedupe_key],
+            set_={"due_at": stmt.excluded.due_at, "payload": stmt.excluded.payload},
+            where=action.c.status == ActionStatus.PENDING,
+        )
+    )
+    return key
+
+
+def _record(
+    session: Session, case: DunningCase, decision: Decision, due: datetime, now: datetime
+) -> None:
+    """Add the decision to the case's timeline unless it repeats the last one."""
+    last = session.scalars(
+        select(CaseDecision)
+        .where(CaseDecision.case_id == case.id)
+        .order_by(CaseDecision.id.desc())
+        .limit(1)
+    ).first()
+    if last and (last.kind, last.due_at, last.attempt_number) == (
+        decision.kind.value,
+        due,
+        decision.attempt_number,
+    ):
+        return
+    session.add(
+        CaseDecision(
+            case_id=case.id,
+            decided_at=now,
+            kind=decision.kind.value,
+            due_at=due,
+            attempt_number=decision.attempt_number,
+            decline_class=decision.decline_class.value,
+            reason=decision.reason,
+            policy_id=case.policy_id,
+        )
+    )
+
+
+def cancel_pending(session: Session, case_id: int, keep: str | None = None) -> None:
+    """Cancel the case's actions that have not started (all, or all but ``keep``)."""
+    stmt = update(ScheduledAction).where(
+        ScheduledAction.case_id == case_id,
+        ScheduledAction.status.in_((ActionStatus.PENDING, ActionStatus.CLAIMED)),
+    )
+    if keep is not None:
+        stmt = stmt.where(ScheduledAction.dedupe_key != keep)
+    session.execute(stmt.values(status=ActionStatus.CANCELED, result="no longer needed"))

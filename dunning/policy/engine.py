@@ -1,0 +1,225 @@
+"""The pure retry engine: policy + attempt history + now -> the next decision.
+
+Why pure: the workers, the preview command, the admin API and the simulator all call
+this one function (ARCHITECTURE.md rule 6); with no I/O it is deterministic and can be
+tested exhaustively. Every decision leaves through the network guard (rule 7).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from dunning.policy.declines import DeclineClass, classify
+from dunning.policy.models import ActionKind, EndAction, Policy
+from dunning.policy.network_rules import CardContext, evaluate, guard
+from dunning.policy.records import Attempt, Decision, DecisionKind
+from dunning.policy.timing import fit, next_payday_slot, resolve_zone
+
+__all__ = [
+    "Attempt",
+    "Decision",
+    "DecisionKind",
+    "DeclineClass",
+    "EndAction",
+    "classify_attempts",
+    "decide",
+]
+
+_MAX_SETTLE_STEPS = 1000
+
+
+def classify_attempts(history: Sequence[Attempt]) -> list[DeclineClass]:
+    """Decline class of each failed attempt, oldest first (repeats escalate)."""
+    classes: list[DeclineClass] = []
+    for a in history:
+        if a.succeeded:
+            continue
+        classes.append(
+            classify(
+                a.decline_code,
+                a.failure_code,
+                a.advice_code,
+                a.network_advice_code,
+                classes,
+                network_decline_code=a.network_decline_code,
+            )
+        )
+    return classes
+
+
+def _check_inputs(history: Sequence[Attempt], now: datetime) -> list[Attempt]:
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    if not history:
+        raise ValueError("history is empty: the engine needs at least one failed attempt")
+    if any(a.at.tzinfo is None for a in history):
+        raise ValueError("attempt times must be timezone-aware")
+    ordered = sorted(history, key=lambda a: a.at)
+    if ordered[-1].succeeded:
+        raise ValueError("the last attempt succeeded: the case is recovered, nothing to decide")
+    return ordered
+
+
+def _describe(a: Attempt) -> str:
+    codes = [
+        a.decline_code or a.failure_code,
+        a.network_decline_code and f"network {a.network_decline_code}",
+        a.advice_code and f"advice {a.advice_code}",
+        a.network_advice_code and f"MAC {a.network_advice_code}",
+    ]
+    return ", ".join(c for c in codes if c) or "no code"
+
+
+def _local(t: datetime, tz: ZoneInfo) -> str:
+    return f"{t.astimezone(tz):%a %Y-%m-%d %H:%M} {tz.key}"
+
+
+@dataclass(frozen=True)
+class _Case:
+    """Facts derived once from the inputs."""
+
+    policy: Policy
+    history: list[Attempt]
+    now: datetime
+    tz: ZoneInfo
+    decline_class: DeclineClass
+    deadline: datetime
+    card: CardContext
+
+    @property
+    def number(self) -> int:
+        return len(self.history) + 1
+
+    def give_up(self, reason: str) -> Decision:
+        return Decision(
+            DecisionKind.GIVE_UP,
+            self.now,
+            f"{reason}; end action: {self.policy.end_action}",
+            self.decline_class,
+            self.policy.end_action,
+            self.number,
+        )
+
+    def wait(self, reason: str) -> Decision:
+        kind = (
+            DecisionKind.CUSTOMER_ACTION
+            if self.decline_class is DeclineClass.AUTHENTICATION_REQUIRED
+            else DecisionKind.WAIT_FOR_CARD
+        )
+        deadline = f"gives up at {_local(self.deadline, self.tz)}"
+        return Decision(
+            kind, self.deadline, f"{reason}; {deadline}", self.decline_class, None, self.number
+        )
+
+    def retry(self, earliest: datetime, reason: str, payday: bool = False) -> Decision:
+        timing = self.policy.timing
+        t = (
+            next_payday_slot(earliest, timing, self.tz)
+            if payday
+            else fit(earliest, timing, self.tz)
+        )
+        pushed: list[str] = []
+        for _ in range(_MAX_SETTLE_STEPS):
+            if t > self.deadline:
+                break
+            verdict = evaluate(t, self.card)
+            if verdict.blocked_by is not None or verdict.at == t:
+                break
+            pushed += [rule for rule in verdict.pushed_by if rule not in pushed]
+            t = fit(verdict.at, timing, self.tz)
+        if pushed:
+            reason = f"{reason}; moved later by {', '.join(pushed)}"
+        if t > self.deadline:
+            return self.wait(
+                f"{reason}; the next allowed retry slot ({_local(t, self.tz)}) is after the "
+                "case deadline"
+            )
+        at = f"attempt {self.number} of {self.policy.limits.max_attempts} at {_local(t, self.tz)}"
+        return Decision(
+            DecisionKind.RETRY, t, f"{reason}; {at}", self.decline_class, None, self.number
+        )
+
+
+def _policy_step(case: _Case, last: Attempt, classes: list[DeclineClass]) -> Decision:
+    cls = case.decline_class
+    block = case.policy.classes.for_class(cls)
+    why = f"{cls} decline ({_describe(last)})"
+    if block.action is ActionKind.GIVE_UP:
+        return case.give_up(f"{why}: policy gives up on this class")
+    if block.action is ActionKind.WAIT_FOR_CARD:
+        return case.wait(f"{why}: no blind retry, waiting for the customer")
+    spacing = timedelta(hours=case.policy.timing.min_spacing_hours)
+    earliest = max(case.now, last.at + spacing)
+    in_a_row = len(classes) - next(
+        (i + 1 for i in range(len(classes) - 1, -1, -1) if classes[i] is not cls), 0
+    )
+    why = f"{why}: retry {in_a_row} of this class"
+    if block.backoff_hours:
+        hours = block.backoff_hours[min(in_a_row - 1, len(block.backoff_hours) - 1)]
+        earliest = max(earliest, last.at + timedelta(hours=hours))
+        why = f"{why}, at least {hours:g} h after the last attempt"
+    if block.payday:
+        why = f"{why}, on the next payday"
+    return case.retry(earliest, why, payday=block.payday)
+
+
+def decide(
+    policy: Policy,
+    history: Sequence[Attempt],
+    *,
+    now: datetime,
+    time_zone: str,
+    card_brand: str | None = None,
+    card_history: Sequence[Attempt] = (),
+    card_updated_at: datetime | None = None,
+    account_time_zone: str = "UTC",
+) -> Decision:
+    """The next step of a dunning case.
+
+    ``history``: the case's attempts, oldest first, the last one failed.
+    ``card_history``: other recent attempts on the same card (network limits).
+    ``card_updated_at``: a new card was put on file at that time; if after the last
+    failure, the case retries once with it, whatever the decline class.
+    """
+    ordered = _check_inputs(history, now)
+    classes = classify_attempts(ordered)
+    last = ordered[-1]
+    first_failure = next(a for a in ordered if not a.succeeded)
+    case = _Case(
+        policy=policy,
+        history=ordered,
+        now=now,
+        tz=resolve_zone(time_zone, account_time_zone),
+        decline_class=classes[-1],
+        deadline=first_failure.at + timedelta(days=policy.limits.max_days),
+        card=CardContext.build(
+            ordered,
+            card_brand=card_brand,
+            card_history=card_history,
+            card_updated_at=card_updated_at,
+        ),
+    )
+    limits = policy.limits
+    if len(ordered) >= limits.max_attempts:
+        decision = case.give_up(f"{len(ordered)} attempts made, the limit is {limits.max_attempts}")
+    elif now >= case.deadline:
+        decision = case.give_up(f"{limits.max_days} days since the first failure")
+    elif card_updated_at is not None and card_updated_at > last.at:
+        spacing = timedelta(hours=policy.timing.min_spacing_hours)
+        decision = case.retry(
+            max(now, last.at + spacing),
+            f"new card on file since {card_updated_at:%Y-%m-%d %H:%M} UTC: retry once with it",
+        )
+    else:
+        decision = _policy_step(case, last, classes)
+    return guard(
+        decision,
+        history=ordered,
+        card_brand=card_brand,
+        card_history=card_history,
+        card_updated_at=card_updated_at,
+        deadline=case.deadline,
+    )

@@ -1,0 +1,220 @@
+"""The policy store against the real database: versions, activation, split, audit."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from dunning.db import session_scope
+from dunning.policy.models import PolicyError
+from dunning.policy.store import (
+    DEFAULT_POLICY_FILE,
+    InvalidRequest,
+    PolicyConflict,
+    PolicyNotFound,
+    activate,
+    active_policy,
+    apply_policy,
+    clear_split,
+    current_activation,
+    get_policy,
+    get_policy_by_id,
+    list_policies,
+    policy_by_id,
+    policy_for_customer,
+    set_split,
+    split_bucket,
+)
+from tests.admin.support import policy_text
+from tests.support.ledger import rows, scalar
+
+CUSTOMERS = [f"cus_{i:06d}" for i in range(1000)]
+
+
+def _audit() -> list[tuple[str, str, str | None]]:
+    found = rows("SELECT actor, action, target_id FROM audit_log ORDER BY id")
+    return [(r["actor"], r["action"], r["target_id"]) for r in found]
+
+
+def test_an_empty_database_gets_the_default_policy_once(clean_db: None) -> None:
+    with session_scope() as session:
+        policy_id, policy = active_policy(session)
+    with session_scope() as session:
+        assert active_policy(session)[0] == policy_id
+    assert (policy.name, policy.version) == ("default", 1)
+    [row] = rows("SELECT id, source, created_by FROM retry_policies")
+    assert row["source"] == DEFAULT_POLICY_FILE.read_text(encoding="utf-8")  # verbatim
+    assert row["created_by"] == "system"
+    pid = str(policy_id)
+    assert _audit() == [("system", "policy.apply", pid), ("system", "policy.activate", pid)]
+
+
+def test_two_processes_bootstrapping_at_once_install_one_default(clean_db: None) -> None:
+    seen: list[int] = []
+
+    def other() -> None:
+        with session_scope() as session:
+            seen.append(active_policy(session)[0])
+
+    with session_scope() as session:
+        mine = active_policy(session)[0]
+        thread = threading.Thread(target=other)
+        thread.start()
+        time.sleep(0.3)
+        assert thread.is_alive()  # waits on our uncommitted insert instead of duplicating it
+    thread.join(10)
+    assert seen == [mine]
+    assert scalar("SELECT count(*) FROM retry_policies") == 1
+    assert scalar("SELECT count(*) FROM audit_log WHERE action = 'policy.activate'") == 1
+
+
+def test_apply_list_show(clean_db: None) -> None:
+    with session_scope() as session:
+        stored = apply_policy(session, policy_text(2), "alice")
+    assert stored.created and stored.label == "default v2"
+    with session_scope() as session:
+        listed = [(p.name, p.version) for p in list_policies(session)]
+        shown = get_policy(session, "default", 2)
+        latest = get_policy(session, "default")
+        by_id = get_policy_by_id(session, stored.id)
+        assert policy_by_id(session, stored.id) == stored.policy
+        with pytest.raises(PolicyNotFound, match="no stored policy default v9"):
+            get_policy(session, "default", 9)
+    assert listed == [("default", 2)]  # applying never activates, nor installs the default
+    assert shown.source == policy_text(2) and shown.created_by == "alice" and not shown.created
+    assert latest.id == by_id.id == stored.id
+    assert shown.policy.version == 2
+
+
+def test_versions_are_immutable(clean_db: None) -> None:
+    with session_scope() as session:
+        first = apply_policy(session, policy_text(2), "alice")
+    with session_scope() as session:
+        again = apply_policy(session, policy_text(2), "bob")
+    assert again.id == first.id and not again.created and again.created_by == "alice"
+    with session_scope() as session, pytest.raises(PolicyConflict) as conflict:
+        apply_policy(session, policy_text(2, max_attempts=5), "bob")
+    assert "bump `version` (e.g. to 3)" in str(conflict.value)
+    assert scalar("SELECT count(*) FROM retry_policies") == 1
+    assert [a[1] for a in _audit()] == ["policy.apply"]  # no-ops and refusals are not changes
+
+
+def test_invalid_policies_are_refused_with_every_problem(clean_db: None) -> None:
+    bad = policy_text(2).replace("max_days = 21", "max_days = 0").replace("start = 9", "start = 19")
+    with session_scope() as session, pytest.raises(PolicyError) as error:
+        apply_policy(session, bad, "alice")
+    problems = "\n".join(error.value.problems)
+    assert "limits.max_days" in problems and "retry_hours" in problems
+    assert scalar("SELECT count(*) FROM retry_policies") == 0
+
+
+def test_activate_switches_exactly_one(clean_db: None) -> None:
+    with session_scope() as session:
+        default_id = active_policy(session)[0]
+        v2 = apply_policy(session, policy_text(2), "alice")
+        other = apply_policy(session, policy_text(1, name="gentle", max_attempts=4), "alice")
+    with session_scope() as session:
+        act = activate(session, "default", 2, "alice")
+    assert act.active.id == v2.id
+    with session_scope() as session:
+        act = current_activation(session)
+        statuses = {p.label: act.status(p.id) for p in list_policies(session)}
+        assert active_policy(session) == (v2.id, v2.policy)
+    assert statuses == {"default v1": "inactive", "default v2": "active", "gentle v1": "inactive"}
+    assert scalar("SELECT count(*) FROM policy_activation") == 1
+    with session_scope() as session:
+        activate(session, "default", 2, "alice")  # already active: nothing to change
+        activate(session, "gentle", 1, "bob")
+        activate(session, "default", 1, "bob")  # rollback
+    with session_scope() as session:
+        assert active_policy(session)[0] == default_id
+    activations = [a for a in _audit() if a[1] == "policy.activate"]
+    assert activations == [
+        ("system", "policy.activate", str(default_id)),
+        ("alice", "policy.activate", str(v2.id)),
+        ("bob", "policy.activate", str(other.id)),
+        ("bob", "policy.activate", str(default_id)),
+    ]
+    [last] = rows("SELECT details FROM audit_log ORDER BY id DESC LIMIT 1")
+    assert last["details"]["previous"] == {"id": other.id, "name": "gentle", "version": 1}
+
+
+def test_the_first_activation_on_an_empty_database_needs_no_default(clean_db: None) -> None:
+    with session_scope() as session:
+        gentle = apply_policy(session, policy_text(1, name="gentle"), "alice")
+        activate(session, "gentle", 1, "alice")
+    with session_scope() as session:
+        assert active_policy(session)[0] == gentle.id
+    assert scalar("SELECT count(*) FROM retry_policies") == 1
+
+
+def _arms(split_id: int) -> set[str]:
+    with session_scope() as session:
+        return {c for c in CUSTOMERS if policy_for_customer(session, c)[0] == split_id}
+
+
+def test_a_split_assigns_customers_stably_and_in_proportion(clean_db: None) -> None:
+    with session_scope() as session:
+        default_id = active_policy(session)[0]
+        v2 = apply_policy(session, policy_text(2), "alice")
+    with session_scope() as session:
+        act = set_split(session, "default", 2, 30, "alice")
+    assert act.split is not None and act.split.id == v2.id and act.share(default_id) == 70
+
+    in_b = _arms(v2.id)
+    assert 250 <= len(in_b) <= 350
+    assert _arms(v2.id) == in_b  # the same customer always gets the same arm
+    with session_scope() as session:
+        assert policy_for_customer(session, None)[0] == default_id
+        _, policy = policy_for_customer(session, next(iter(in_b)))
+        assert policy.version == 2
+
+    with session_scope() as session:
+        set_split(session, "default", 2, 60, "alice")
+    wider = _arms(v2.id)
+    assert in_b < wider and 550 <= len(wider) <= 650  # raising the share only adds customers
+
+    with session_scope() as session:
+        clear_split(session, "bob")
+    assert _arms(v2.id) == set()
+    actions = [a[1] for a in _audit()]
+    assert actions[-3:] == ["policy.split", "policy.split", "policy.split_clear"]
+
+
+def test_the_assignment_is_the_same_in_another_process() -> None:
+    script = (
+        "from dunning.policy.store import split_bucket\n"
+        f"print([split_bucket(c, 'default:2') for c in {CUSTOMERS[:50]!r}])"
+    )
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == str([split_bucket(c, "default:2") for c in CUSTOMERS[:50]])
+
+
+def test_split_refusals_and_activation_ending_a_split(clean_db: None) -> None:
+    with session_scope() as session:
+        active_policy(session)
+        apply_policy(session, policy_text(2), "alice")
+    with session_scope() as session, pytest.raises(PolicyConflict, match="is the active policy"):
+        set_split(session, "default", 1, 10, "alice")
+    with session_scope() as session, pytest.raises(InvalidRequest, match="between 0 and 100"):
+        set_split(session, "default", 2, 101, "alice")
+    with session_scope() as session, pytest.raises(PolicyNotFound):
+        set_split(session, "default", 7, 10, "alice")
+    with session_scope() as session:
+        set_split(session, "default", 2, 10, "alice")
+        set_split(session, "default", 2, 10, "alice")  # unchanged: not audited
+        act = activate(session, "default", 2, "bob")  # arm B wins
+    assert act.split is None and act.split_percent == 0
+    [row] = rows("SELECT details FROM audit_log WHERE action = 'policy.activate' AND actor = 'bob'")
+    assert row["details"]["split_cleared"]["percent"] == 10
+    with session_scope() as session:
+        set_split(session, "default", 1, 0, "bob")  # percent 0 with no split: nothing to do
+    assert [a[1] for a in _audit()].count("policy.split") == 1
