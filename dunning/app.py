@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from dunning.cases.routes import router as cases_router
 from dunning.db import get_engine, libpq_url
 from dunning.events.intake import GroupCommitter
 from dunning.events.routes import WEBHOOK_PATH, stripe_webhook
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None) -> Service:
     app = FastAPI(title="Dunning service", lifespan=lifespan)
     app.state.settings = settings
     app.include_router(policy_router)
+    app.include_router(cases_router)
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:

@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from dunning.admin.cli import keys_app
+from dunning.cases.cli import app as cases_app
 from dunning.embedded import ensure_services, stop_services
 from dunning.policy.cli import policy_app
 from dunning.settings import Settings, SettingsError, get_settings
@@ -24,6 +25,7 @@ events_app = typer.Typer(help="Stored processor events.", no_args_is_help=True)
 app.add_typer(events_app, name="events")
 app.add_typer(policy_app, name="policy")
 app.add_typer(keys_app, name="keys")
+app.add_typer(cases_app, name="cases")
 
 log = logging.getLogger("dunning")
 

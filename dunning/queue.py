@@ -19,11 +19,21 @@ def send_apply_events(event_ids: Sequence[int]) -> None:
 
     app.send_task(APPLY_EVENTS, args=[list(event_ids)], retry=False)
 
+
 RUN_ACTION = "workers.tasks.run_action"
 
 
-def send_run_action(action_id: int, dispatch: int, now: datetime) -> None:
-    """Ask a worker to perform one claimed action (its dispatch number guards reruns)."""
+def send_run_actions(claimed: Sequence[tuple[int, int]], now: datetime) -> None:
+    """Ask the workers to perform claimed actions, one task each, over one connection.
+
+    Each task carries its dispatch number, which guards against reruns."""
     from workers.celery_app import app
 
-    app.send_task(RUN_ACTION, args=[action_id, dispatch, now.isoformat()], retry=False)
+    with app.producer_or_acquire() as producer:
+        for action_id, dispatch in claimed:
+            app.send_task(
+                RUN_ACTION,
+                args=[action_id, dispatch, now.isoformat()],
+                producer=producer,
+                retry=False,
+            )

@@ -145,7 +145,7 @@ def case_query(
     decline_class: str | None = None,
     opened_from: datetime | None = None,
     opened_to: datetime | None = None,
-) -> Select[tuple[DunningCase]]:
+) -> Select[DunningCase]:
     """Cases matching the filters ops use, newest first."""
     stmt = select(DunningCase).order_by(DunningCase.opened_at.desc(), DunningCase.id.desc())
     if state:

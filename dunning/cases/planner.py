@@ -188,8 +188,14 @@ def schedule(session: Session, case: DunningCase, decision: Decision, due: datet
     session.execute(
         stmt.on_conflict_do_update(
             index_elements=[action.c.dedupe_key],
-            set_={"due_at": stmt.excluded.due_at, "payload": stmt.excluded.payload},
-            where=action.c.status == ActionStatus.PENDING,
+            set_={
+                "due_at": stmt.excluded.due_at,
+                "payload": stmt.excluded.payload,
+                "status": ActionStatus.PENDING,
+                "result": None,
+            },
+            # A canceled action never started (paused, superseded), so it may come back.
+            where=action.c.status.in_((ActionStatus.PENDING, ActionStatus.CANCELED)),
         )
     )
     return key

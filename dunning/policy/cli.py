@@ -76,12 +76,13 @@ def list_() -> None:
         policies = list_policies(session)
     typer.echo(
         f"{'name':<20} {'version':>7}  {'status':<9} {'traffic':>7}  "
-        f"{'created':<20} {'by':<20} description"
+        f"{'created (UTC)':<17} {'by':<20} description"
     )
     for p in policies:
+        created = f"{p.created_at.astimezone(UTC):%Y-%m-%d %H:%M}"
         typer.echo(
             f"{p.name:<20} {p.version:>7}  {act.status(p.id):<9} {act.share(p.id):>6}%  "
-            f"{_when(p.created_at):<20} {p.created_by:<20} {p.policy.description}"
+            f"{created:<17} {p.created_by:<20} {p.policy.description}"
         )
 
 
@@ -159,11 +160,13 @@ def _parse_time(value: str | None) -> datetime | None:
 
 
 def _print_schedule(decisions: list[Decision], tz: str) -> None:
-    typer.echo(f"\n{'#':>3}  {'decision':<16} {'customer time (' + tz + ')':<32} UTC")
+    local_header = f"customer time ({tz})"
+    width = max(len(local_header), 24) + 2
+    typer.echo(f"\n{'#':>3}  {'decision':<16} {local_header:<{width}} UTC")
     for d in decisions:
         local = _when(d.at, tz) if d.at else "-"
         utc = f"{d.at.astimezone(UTC):%Y-%m-%d %H:%M}" if d.at else "-"
-        typer.echo(f"{d.attempt_number:>3}  {d.kind.value:<16} {local:<32} {utc}")
+        typer.echo(f"{d.attempt_number:>3}  {d.kind.value:<16} {local:<{width}} {utc}")
         typer.echo(f"{'':>5}{d.reason}")
 
 

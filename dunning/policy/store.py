@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -20,6 +20,7 @@ from sqlalchemy import (
     CheckConstraint,
     ForeignKey,
     Integer,
+    Select,
     SmallInteger,
     String,
     Text,
@@ -28,9 +29,9 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from dunning.admin.actors import SYSTEM, Actor
+from dunning.admin.actors import SYSTEM, Actor, actor_name
 from dunning.admin.audit import record_audit
 from dunning.db import Base, table
 from dunning.policy.models import Policy, parse_policy
@@ -162,12 +163,18 @@ class Activation:
 def apply_policy(
     session: Session, text: str, actor: Actor | str, *, origin: str = "(applied text)"
 ) -> StoredPolicy:
-    """Validate and store a version; the identical text again is a no-op.
+    """Validate and store a version (not activated); the identical text again is a no-op.
 
     Raises ``PolicyError`` (invalid; ``origin`` names the text in its message) or
-    ``PolicyConflict`` (other text, same name and version).
+    ``PolicyConflict`` (other text, same name and version). On an empty database the
+    default policy is installed first, so a version applied there never takes its place.
     """
     policy = parse_policy(text, source=origin)
+    current_activation(session)
+    return _store_version(session, policy, text, actor)
+
+
+def _store_version(session: Session, policy: Policy, text: str, actor: Actor | str) -> StoredPolicy:
     t = table(RetryPolicy)
     stmt = (
         insert(t)
@@ -175,7 +182,7 @@ def apply_policy(
             name=policy.name,
             version=policy.version,
             source=text,
-            created_by=actor.name if isinstance(actor, Actor) else actor,
+            created_by=actor_name(actor),
         )
         .on_conflict_do_nothing(index_elements=["name", "version"])
         .returning(*t.c)
@@ -236,28 +243,47 @@ def list_policies(session: Session) -> list[StoredPolicy]:
 # --- activation ----------------------------------------------------------------------
 
 
-def _read_activation(session: Session) -> Activation | None:
-    active, split = aliased(RetryPolicy), aliased(RetryPolicy)
-    stmt = (
-        select(PolicyActivation, active, split)
-        .join(active, active.id == PolicyActivation.active_policy_id)
-        .outerjoin(split, split.id == PolicyActivation.split_policy_id)
-        .where(PolicyActivation.id == _SINGLETON)
-        .execution_options(populate_existing=True)
+@cache
+def _activation_query() -> Select[Any]:
+    """Built once: this runs for every case opened."""
+    a, policies = table(PolicyActivation), table(RetryPolicy)
+    active, split = policies.alias("active"), policies.alias("split")
+    return (
+        select(
+            a.c.split_percent,
+            a.c.updated_at,
+            a.c.updated_by,
+            *(c.label(f"a_{c.name}") for c in active.c),
+            *(c.label(f"s_{c.name}") for c in split.c),
+        )
+        .select_from(
+            a.join(active, active.c.id == a.c.active_policy_id).outerjoin(
+                split, split.c.id == a.c.split_policy_id
+            )
+        )
+        .where(a.c.id == _SINGLETON)
     )
-    found = session.execute(stmt).one_or_none()
-    if found is None:
+
+
+def _prefixed(row: Any, prefix: str) -> StoredPolicy | None:
+    values = {name[2:]: v for name, v in row.items() if name.startswith(prefix)}
+    return None if values["id"] is None else StoredPolicy(**values)
+
+
+def _read_activation(session: Session) -> Activation | None:
+    row = session.execute(_activation_query()).mappings().one_or_none()
+    if row is None:
         return None
-    row, a, s = found
+    active = _prefixed(row, "a_")
+    assert active is not None
     return Activation(
-        _stored(a), None if s is None else _stored(s), row.split_percent, row.updated_at,
-        row.updated_by,
-    )  # fmt: skip
+        active, _prefixed(row, "s_"), row["split_percent"], row["updated_at"], row["updated_by"]
+    )
 
 
 def _first_activation(session: Session, policy: StoredPolicy, actor: Actor | str) -> bool:
     """Activate ``policy`` if nothing is active yet; True if this call did it."""
-    name = actor.name if isinstance(actor, Actor) else actor
+    name = actor_name(actor)
     stmt = (
         insert(table(PolicyActivation))
         .values(id=_SINGLETON, active_policy_id=policy.id, split_percent=0, updated_by=name)
@@ -273,7 +299,8 @@ def _first_activation(session: Session, policy: StoredPolicy, actor: Actor | str
 
 def install_default(session: Session, path: Path = DEFAULT_POLICY_FILE) -> Activation:
     """On an empty database: store and activate the default policy, audited as ``system``."""
-    stored = apply_policy(session, path.read_text(encoding="utf-8"), SYSTEM, origin=str(path))
+    text = path.read_text(encoding="utf-8")
+    stored = _store_version(session, parse_policy(text, source=str(path)), text, SYSTEM)
     _first_activation(session, stored, SYSTEM)
     found = _read_activation(session)
     assert found is not None
@@ -298,7 +325,7 @@ def _lock_activation(session: Session) -> PolicyActivation:
 
 def _touch(row: PolicyActivation, actor: Actor | str) -> None:
     row.updated_at = func.now()
-    row.updated_by = actor.name if isinstance(actor, Actor) else actor
+    row.updated_by = actor_name(actor)
 
 
 def activate(session: Session, name: str, version: int, actor: Actor | str) -> Activation:
@@ -307,8 +334,6 @@ def activate(session: Session, name: str, version: int, actor: Actor | str) -> A
     A running A/B split ends: it compared against the policy being replaced.
     """
     target = get_policy(session, name, version)
-    if _read_activation(session) is None and _first_activation(session, target, actor):
-        return current_activation(session)
     row = _lock_activation(session)
     if row.active_policy_id == target.id:
         return current_activation(session)

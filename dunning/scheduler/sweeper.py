@@ -8,7 +8,6 @@ expired (its worker died) is sent again; its task knows how to recover.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import text
@@ -79,13 +78,8 @@ def sweep(now: datetime, *, batch: int = 500, max_batches: int = 100) -> int:
         with session_scope() as session:
             claimed = claim(session, now, batch)
             if claimed:
-                after_commit(session, lambda c=claimed: _dispatch(c, now))  # type: ignore[misc]
+                after_commit(session, lambda c=claimed: queue.send_run_actions(c, now))  # type: ignore[misc]
         sent += len(claimed)
         if len(claimed) < batch:
             break
     return sent
-
-
-def _dispatch(claimed: Sequence[tuple[int, int]], now: datetime) -> None:
-    for action_id, dispatch in claimed:
-        queue.send_run_action(action_id, dispatch, now)

@@ -196,8 +196,9 @@ def bounds(model: type[BaseModel], name: str) -> tuple[int, int]:
 
 
 def ints(model: type[BaseModel], name: str, cap: int | None = None) -> st.SearchStrategy[int]:
+    """Any value in the field's declared range (uniformly, not biased to the edges)."""
     low, high = bounds(model, name)
-    return st.integers(low, high if cap is None else min(high, cap))
+    return st.sampled_from(range(low, (high if cap is None else min(high, cap)) + 1))
 
 
 NO_RETRY_ACTIONS = [a.value for a in ActionKind if a is not ActionKind.RETRY]
@@ -238,7 +239,7 @@ def policies(draw: st.DrawFn) -> Policy:
         "end_action": draw(st.sampled_from([e.value for e in EndAction])),
         "final_notice_days_before_end": draw(st.integers(0, max_days - 1)),
         "limits": {
-            "max_attempts": draw(ints(Limits, "max_attempts", cap=40)),
+            "max_attempts": draw(st.one_of(ints(Limits, "max_attempts", 40), st.integers(8, 40))),
             "max_days": max_days,
         },
         "timing": {
@@ -271,7 +272,9 @@ RETRYABLE = sorted(
     if field == "decline_code" and rule.decline_class not in RESTRICTED
 )
 decline_codes = st.one_of(
-    st.sampled_from(RETRYABLE), codes("decline_code", ["brand_new_code", "Insufficient_Funds"])
+    st.sampled_from(RETRYABLE),
+    st.sampled_from(RETRYABLE),
+    codes("decline_code", ["brand_new_code", "Insufficient_Funds"]),
 )
 failure_codes = codes("failure_code", ["card_declined"])
 advice_codes = codes("advice_code", ["DO_NOT_TRY_AGAIN"])
@@ -309,7 +312,7 @@ def attempts(
         currency=st.sampled_from(["usd", "usd", "usd", "eur"]),
         succeeded=st.sampled_from([False] * 9 + [True]),
         decline_code=sometimes(90, decline_codes),
-        failure_code=sometimes(30, failure_codes),
+        failure_code=sometimes(15, failure_codes),
         network_decline_code=sometimes(rare, network_codes),
         advice_code=sometimes(rare, advice_codes),
         network_advice_code=sometimes(rare * 2, macs),
@@ -363,7 +366,8 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     )
     case_back = st.integers(0, span)
     limit = policy.limits.max_attempts
-    size = draw(st.one_of(st.integers(1, max(1, min(limit - 1, 20))), st.just(limit)))
+    at_limit = draw(st.sampled_from([True] + [False] * 9))  # a case that used every attempt
+    size = limit if at_limit else draw(st.integers(1, max(1, min(limit - 1, 20))))
     rare = draw(st.sampled_from([0, 4, 10]))
     history = sorted(
         draw(st.lists(attempts(now, case_back, brand, amount, rare), min_size=size, max_size=size)),

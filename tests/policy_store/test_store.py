@@ -85,7 +85,7 @@ def test_apply_list_show(clean_db: None) -> None:
         assert policy_by_id(session, stored.id) == stored.policy
         with pytest.raises(PolicyNotFound, match="no stored policy default v9"):
             get_policy(session, "default", 9)
-    assert listed == [("default", 2)]  # applying never activates, nor installs the default
+    assert listed == [("default", 2), ("default", 1)]  # v1 installed first, still active
     assert shown.source == policy_text(2) and shown.created_by == "alice" and not shown.created
     assert latest.id == by_id.id == stored.id
     assert shown.policy.version == 2
@@ -100,8 +100,9 @@ def test_versions_are_immutable(clean_db: None) -> None:
     with session_scope() as session, pytest.raises(PolicyConflict) as conflict:
         apply_policy(session, policy_text(2, max_attempts=5), "bob")
     assert "bump `version` (e.g. to 3)" in str(conflict.value)
-    assert scalar("SELECT count(*) FROM retry_policies") == 1
-    assert [a[1] for a in _audit()] == ["policy.apply"]  # no-ops and refusals are not changes
+    assert scalar("SELECT count(*) FROM retry_policies WHERE version = 2") == 1
+    # no-ops and refusals are not changes
+    assert [a[:2] for a in _audit() if a[0] != "system"] == [("alice", "policy.apply")]
 
 
 def test_invalid_policies_are_refused_with_every_problem(clean_db: None) -> None:
@@ -144,13 +145,15 @@ def test_activate_switches_exactly_one(clean_db: None) -> None:
     assert last["details"]["previous"] == {"id": other.id, "name": "gentle", "version": 1}
 
 
-def test_the_first_activation_on_an_empty_database_needs_no_default(clean_db: None) -> None:
+def test_applying_on_an_empty_database_installs_the_default_first(clean_db: None) -> None:
     with session_scope() as session:
         gentle = apply_policy(session, policy_text(1, name="gentle"), "alice")
-        activate(session, "gentle", 1, "alice")
     with session_scope() as session:
-        assert active_policy(session)[0] == gentle.id
-    assert scalar("SELECT count(*) FROM retry_policies") == 1
+        default_id, policy = active_policy(session)
+        assert default_id != gentle.id and policy.name == "default"
+    with session_scope() as session, pytest.raises(PolicyConflict):
+        apply_policy(session, policy_text(1, max_attempts=3), "alice")  # not the file's v1
+    assert [a[1] for a in _audit()] == ["policy.apply", "policy.activate", "policy.apply"]
 
 
 def _arms(split_id: int) -> set[str]:
