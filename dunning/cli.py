@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import subprocess
@@ -16,9 +15,10 @@ import typer
 
 from dunning.admin.cli import keys_app
 from dunning.cases.cli import app as cases_app
-from dunning.embedded import ensure_services, stop_services
+from dunning.embedded import stop_services
 from dunning.policy.cli import policy_app
-from dunning.settings import Settings, SettingsError, get_settings
+from dunning.settings import Settings, get_settings
+from dunning.startup import setup
 
 app = typer.Typer(help="Dunning and involuntary-churn recovery service.", no_args_is_help=True)
 events_app = typer.Typer(help="Stored processor events.", no_args_is_help=True)
@@ -27,31 +27,11 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(keys_app, name="keys")
 app.add_typer(cases_app, name="cases")
 
-log = logging.getLogger("dunning")
-
-
-def _setup() -> dict[str, str]:
-    """Logging, settings validation, and embedded services when no URLs are set.
-
-    Returns the variables of the embedded services this call started.
-    """
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    try:
-        get_settings()
-    except SettingsError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
-    started = ensure_services()
-    get_settings.cache_clear()
-    return started
-
 
 @app.command()
 def migrate() -> None:
     """Bring the database schema up to date."""
-    _setup()
+    setup()
     from dunning.migrate import upgrade
 
     url = get_settings().database_url
@@ -63,7 +43,7 @@ def migrate() -> None:
 @app.command()
 def web() -> None:
     """Serve the HTTP API and the webhook endpoint."""
-    _setup()
+    setup()
     import uvicorn
 
     settings = get_settings()
@@ -80,7 +60,7 @@ def web() -> None:
 @app.command()
 def worker() -> None:
     """Run a Celery worker that applies events and performs actions."""
-    _setup()
+    setup()
     from workers.celery_app import app as celery
 
     settings = get_settings()
@@ -92,7 +72,7 @@ def worker() -> None:
 @app.command()
 def beat() -> None:
     """Run the periodic scheduler (sweepers and the reconciler)."""
-    _setup()
+    setup()
     from workers.celery_app import app as celery
 
     schedule = Path(get_settings().data_dir) / "celerybeat-schedule"
@@ -103,7 +83,7 @@ def beat() -> None:
 @app.command()
 def run() -> None:
     """Run everything on one machine: migrations, web, worker and beat (and the demo)."""
-    started = _setup()
+    started = setup()
     settings = get_settings()
     data_dir = Path(settings.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -186,7 +166,7 @@ def _supervise(children: list[subprocess.Popen[bytes]]) -> None:
 @app.command()
 def reconcile() -> None:
     """Ask the processor for failures the webhooks missed, once, now."""
-    _setup()
+    setup()
     from dunning.events import reconcile as reconciler
     from dunning.processors.stripe_adapter import StripeAdapter
 
@@ -204,7 +184,7 @@ def replay(
     ] = None,
 ) -> None:
     """Apply stored events again (safe: applying is idempotent)."""
-    _setup()
+    setup()
     from dunning.events import service
 
     ids = service.reset_for_replay(failed_only=failed, since=since)

@@ -8,14 +8,9 @@ from typing import Annotated
 import typer
 
 from dunning.admin.models import Role
+from dunning.startup import setup
 
 keys_app = typer.Typer(help="API keys for the admin and finance APIs.", no_args_is_help=True)
-
-
-def _start() -> None:
-    from dunning.cli import _setup  # late: dunning.cli mounts this app
-
-    _setup()
 
 
 @keys_app.command("create")
@@ -24,7 +19,7 @@ def create(
     role: Annotated[str, typer.Option(help=f"one of: {', '.join(Role.ALL)}")],
 ) -> None:
     """Create a key and print it once: only its hash is stored."""
-    _start()
+    setup()
     from dunning.admin.keys import ApiKeyError, create_api_key
     from dunning.db import session_scope
 
@@ -41,7 +36,7 @@ def create(
 @keys_app.command("list")
 def list_() -> None:
     """Every key with its role, display prefix and state."""
-    _start()
+    setup()
     from dunning.admin.keys import list_api_keys
     from dunning.db import session_scope
 
@@ -64,7 +59,7 @@ def list_() -> None:
 @keys_app.command("revoke")
 def revoke(name: Annotated[str, typer.Argument(help="the key's name")]) -> None:
     """Revoke a key; requests with it get 401 from then on."""
-    _start()
+    setup()
     from dunning.admin.keys import ApiKeyError, revoke_api_key
     from dunning.db import session_scope
 

@@ -9,15 +9,11 @@ from typing import Annotated
 import typer
 from sqlalchemy.orm import Session
 
+from dunning.startup import setup
+
 app = typer.Typer(
     help="Dunning cases: list, show, retry now, pause, resume, write off.", no_args_is_help=True
 )
-
-
-def _start() -> None:
-    from dunning.cli import _setup  # late: dunning.cli mounts this app
-
-    _setup()
 
 
 @app.command("list")
@@ -27,7 +23,7 @@ def list_(
     limit: int = 50,
 ) -> None:
     """Cases, newest first."""
-    _start()
+    setup()
     from dunning.cases import ops
     from dunning.db import session_scope
 
@@ -44,7 +40,7 @@ def list_(
 @app.command()
 def show(case_id: int) -> None:
     """A case with its attempts, decisions and actions."""
-    _start()
+    setup()
     from dunning.cases import ops
     from dunning.cases.models import DunningCase
     from dunning.db import session_scope
@@ -75,7 +71,7 @@ def show(case_id: int) -> None:
 
 
 def _act(case_id: int, done: str, change: Callable[[Session, str, datetime], object]) -> None:
-    _start()
+    setup()
     from dunning.admin.actors import cli_actor
     from dunning.cases import ops
     from dunning.db import session_scope

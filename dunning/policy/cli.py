@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from dunning.startup import setup
+
 if TYPE_CHECKING:
     from dunning.policy.records import Decision
     from dunning.policy.store import Activation
@@ -19,12 +21,6 @@ if TYPE_CHECKING:
 policy_app = typer.Typer(
     help="Retry policies: versions, activation, A/B split, preview.", no_args_is_help=True
 )
-
-
-def _start() -> None:
-    from dunning.cli import _setup  # late: dunning.cli mounts this app
-
-    _setup()
 
 
 def _fail(message: str) -> typer.Exit:
@@ -43,7 +39,7 @@ def apply(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="policy TOML")],
 ) -> None:
     """Store a new policy version (not activated); the same text again changes nothing."""
-    _start()
+    setup()
     from dunning.admin.actors import cli_actor
     from dunning.db import session_scope
     from dunning.policy.models import PolicyError
@@ -67,7 +63,7 @@ def apply(
 @policy_app.command("list")
 def list_() -> None:
     """Every stored version, with the active one and the A/B split."""
-    _start()
+    setup()
     from dunning.db import session_scope
     from dunning.policy.store import current_activation, list_policies
 
@@ -92,7 +88,7 @@ def show(
     version: Annotated[int | None, typer.Argument(help="default: the latest")] = None,
 ) -> None:
     """A version's status and its TOML source."""
-    _start()
+    setup()
     from dunning.db import session_scope
     from dunning.policy.store import PolicyStoreError, current_activation, get_policy
 
@@ -117,7 +113,7 @@ def _print_activation(act: Activation) -> None:
 @policy_app.command("activate")
 def activate(name: str, version: int) -> None:
     """Make a version the one new cases get (also how to roll back); ends any split."""
-    _start()
+    setup()
     from dunning.admin.actors import cli_actor
     from dunning.db import session_scope
     from dunning.policy import store
@@ -137,7 +133,7 @@ def split(
     percent: Annotated[int, typer.Argument(min=0, max=100, help="0 ends the split")],
 ) -> None:
     """A/B test: PERCENT % of customers (a stable hash of their id) get this version."""
-    _start()
+    setup()
     from dunning.admin.actors import cli_actor
     from dunning.db import session_scope
     from dunning.policy import store
@@ -192,7 +188,7 @@ def preview(
 ) -> None:
     """The schedule a policy would follow after one failure, in the customer's time."""
     when = _parse_time(failed_at)
-    _start()
+    setup()
     from dunning.db import session_scope
     from dunning.policy import store
     from dunning.policy.models import PolicyError

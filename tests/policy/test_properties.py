@@ -366,7 +366,7 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     )
     case_back = st.integers(0, span)
     limit = policy.limits.max_attempts
-    at_limit = draw(st.sampled_from([True] + [False] * 9))  # a case that used every attempt
+    at_limit = draw(st.sampled_from([False] * 9 + [True]))  # a case that used every attempt
     size = limit if at_limit else draw(st.integers(1, max(1, min(limit - 1, 20))))
     rare = draw(st.sampled_from([0, 4, 10]))
     history = sorted(
