@@ -1,10 +1,11 @@
 """Every table, imported in one place so Alembic and tests see the whole schema."""
 
 from dunning.admin.models import ApiKey, AuditEntry
-from dunning.cases.models import CaseDecision, DunningCase
+from dunning.cases.models import CaseDecision, CaseEvent, DunningCase
 from dunning.db import Base
 from dunning.events.models import ProcessorEvent
 from dunning.ledger.models import ChargeAttempt, Customer, Invoice, PaymentMethod, Subscription
+from dunning.notify.models import Notification
 from dunning.policy.store import PolicyActivation, RetryPolicy
 from dunning.scheduler.models import ScheduledAction
 
@@ -13,10 +14,12 @@ __all__ = [
     "AuditEntry",
     "Base",
     "CaseDecision",
+    "CaseEvent",
     "ChargeAttempt",
     "Customer",
     "DunningCase",
     "Invoice",
+    "Notification",
     "PaymentMethod",
     "PolicyActivation",
     "ProcessorEvent",

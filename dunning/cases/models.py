@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import BigInteger, Boolean, Index, Integer, String, Text, func, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from dunning.db import Base
@@ -74,3 +76,28 @@ class CaseDecision(Base):
     decline_class: Mapped[str | None] = mapped_column(String(32))
     reason: Mapped[str] = mapped_column(Text)
     policy_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class CaseEventKind:
+    """What a customer (or a channel acting for them) did on a case."""
+
+    LINK_OPENED = "link_opened"
+    CARD_UPDATED = "card_updated"
+    PAYMENT_ATTEMPTED = "payment_attempted"
+
+
+class CaseEvent(Base):
+    """A customer-side event on a case's timeline: link opened, card updated, paid.
+
+    ``notification_id`` names the email whose link led here, for the funnel report.
+    """
+
+    __tablename__ = "case_events"
+    __table_args__ = (Index("ix_case_events_case", "case_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    case_id: Mapped[int] = mapped_column(BigInteger)
+    at: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(32))
+    notification_id: Mapped[int | None] = mapped_column(BigInteger)
+    details: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
