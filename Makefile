@@ -3,6 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+CHROMIUM := /usr/bin/chromium
 
 .PHONY: run test lint bench-ingest clean
 
@@ -15,8 +16,14 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/dunning run
 
-test: $(STAMP)
+test: $(STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# The page tests drive Debian's Chromium with Playwright; never a downloaded browser.
+$(CHROMIUM):
+	@if [ "$$(id -u)" -eq 0 ]; then apt-get update && apt-get install -y chromium; \
+	elif command -v sudo >/dev/null; then sudo apt-get update && sudo apt-get install -y chromium; \
+	else echo "install Debian's chromium as root: apt-get install -y chromium" >&2; exit 1; fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

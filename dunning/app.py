@@ -16,7 +16,11 @@ from dunning.cases.routes import router as cases_router
 from dunning.db import get_engine, libpq_url
 from dunning.events.intake import GroupCommitter
 from dunning.events.routes import WEBHOOK_PATH, stripe_webhook
+from dunning.links.routes import router as links_router
+from dunning.notify.routes import router as emails_router
 from dunning.policy.routes import router as policy_router
+from dunning.reports.dashboard import router as dashboard_router
+from dunning.reports.routes import router as reports_router
 from dunning.settings import Settings, get_settings
 
 
@@ -71,6 +75,10 @@ def create_app(settings: Settings | None = None) -> Service:
     app.state.settings = settings
     app.include_router(policy_router)
     app.include_router(cases_router)
+    app.include_router(reports_router)
+    app.include_router(dashboard_router)
+    app.include_router(links_router)
+    app.include_router(emails_router)
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:

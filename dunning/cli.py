@@ -16,7 +16,9 @@ import typer
 from dunning.admin.cli import keys_app
 from dunning.cases.cli import app as cases_app
 from dunning.embedded import stop_services
+from dunning.notify.cli import email_app
 from dunning.policy.cli import policy_app
+from dunning.reports.cli import report_app
 from dunning.settings import Settings, get_settings
 from dunning.startup import setup
 
@@ -26,6 +28,8 @@ app.add_typer(events_app, name="events")
 app.add_typer(policy_app, name="policy")
 app.add_typer(keys_app, name="keys")
 app.add_typer(cases_app, name="cases")
+app.add_typer(report_app, name="report")
+app.add_typer(email_app, name="email")
 
 
 @app.command()
@@ -112,6 +116,8 @@ def _run_all(settings: Settings, data_dir: Path) -> None:
         sandbox.register_webhook(
             api_base, f"http://{settings.host}:{settings.port}/webhooks/stripe", secret
         )
+    if demo and not settings.smtp_host and settings.email_backend == "smtp":
+        children.append(_start_email_sink(settings, data_dir, env))
     subprocess.run([sys.executable, "-m", "dunning.cli", "migrate"], env=env, check=True)
     for role in ("web", "worker", "beat"):
         children.append(subprocess.Popen([sys.executable, "-m", "dunning.cli", role], env=env))
@@ -124,6 +130,40 @@ def _run_all(settings: Settings, data_dir: Path) -> None:
         celery.send_task("workers.tasks.reconcile")  # the sandbox sends no failure webhooks
     typer.echo(f"dunning service on http://{settings.host}:{settings.port} (Ctrl-C to stop)")
     _supervise(children)
+
+
+def _start_email_sink(
+    settings: Settings, data_dir: Path, env: dict[str, str]
+) -> subprocess.Popen[bytes]:
+    """The demo's local SMTP sink; the workers send to it and /outbox shows what it got."""
+    from dunning.notify.sink import outbox_dir
+
+    port = settings.smtp_sink_port
+    log = (data_dir / "email-sink.log").open("ab")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dunning.notify.sink",
+            "--port",
+            str(port),
+            "--dir",
+            str(outbox_dir(data_dir)),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    env.update(
+        DUNNING_SMTP_HOST="127.0.0.1",
+        DUNNING_SMTP_PORT=str(port),
+        DUNNING_SMTP_STARTTLS="false",
+        DUNNING_EMAIL_SINK="true",
+    )
+    typer.echo(
+        f"demo emails go to a local sink on 127.0.0.1:{port}: "
+        f"open http://{settings.host}:{settings.port}/outbox"
+    )
+    return proc
 
 
 def _wait_for_web(host: str, port: int) -> None:

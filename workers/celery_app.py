@@ -46,6 +46,10 @@ def make_app() -> Celery:
                 "task": "workers.tasks.reconcile",
                 "schedule": float(settings.reconcile_interval_seconds),
             },
+            "scan-reminders": {
+                "task": "workers.tasks.scan_reminders",
+                "schedule": float(settings.email_scan_interval_seconds),
+            },
         },
     )
     return celery

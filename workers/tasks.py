@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from dunning.cases import actions
 from dunning.events import reconcile as reconciler
 from dunning.events import service
+from dunning.notify import reminders
 from dunning.processors.stripe_adapter import ProcessorNotConfigured, StripeAdapter
 from dunning.scheduler import sweeper
 from dunning.settings import get_settings
@@ -44,5 +45,12 @@ def sweep_actions() -> int:
 @app.task(name="workers.tasks.run_action")
 def run_action(action_id: int, dispatch: int, now: str) -> str:
     """Perform one scheduled action at the sweeper's clock ``now``."""
-    adapter = StripeAdapter.from_settings(get_settings())
+    settings = get_settings()
+    adapter = StripeAdapter.from_settings(settings) if settings.stripe_api_key else None
     return actions.run_action(adapter, action_id, dispatch, actions.utc(now))
+
+
+@app.task(name="workers.tasks.scan_reminders")
+def scan_reminders() -> int:
+    """Plan the renewal reminders and card-expiring notices whose day has come."""
+    return reminders.scan(datetime.now(UTC))

@@ -24,10 +24,12 @@ from dunning.cases import service as cases
 from dunning.cases.models import CaseState, DunningCase
 from dunning.db import session_scope
 from dunning.ledger import apply
+from dunning.notify import sequence as emails
 from dunning.policy.records import DecisionKind
 from dunning.processors import stripe_objects as so
 from dunning.processors.stripe_adapter import (
     PayResult,
+    ProcessorNotConfigured,
     StripeAdapter,
     TransientProcessorError,
     processor_ref,
@@ -46,8 +48,17 @@ def idempotency_key(case_id: int, attempt_number: int) -> str:
     return f"dunning-case-{case_id}-attempt-{attempt_number}"
 
 
-def run_action(adapter: StripeAdapter, action_id: int, dispatch: int, now: datetime) -> str:
-    """Perform one dispatch of an action; safe to call any number of times."""
+def run_action(adapter: StripeAdapter | None, action_id: int, dispatch: int, now: datetime) -> str:
+    """Perform one dispatch of an action; safe to call any number of times.
+
+    Emails need no processor (``adapter`` may be None for them) and are sent by
+    ``dunning.notify.delivery``."""
+    if action_kind(action_id) == ActionKind.SEND_EMAIL:
+        from dunning.notify.delivery import run_email_action
+
+        return run_email_action(action_id, dispatch, now)
+    if adapter is None:
+        raise ProcessorNotConfigured("DUNNING_STRIPE_API_KEY is not set")
     with session_scope() as session:
         action = _lock(session, action_id)
         if action is None or action.status not in ActionStatus.LEASED:
@@ -74,7 +85,7 @@ def run_action(adapter: StripeAdapter, action_id: int, dispatch: int, now: datet
         action = _lock(session, action_id)
         if action is None or action.status == ActionStatus.DONE:
             return "skipped: finished by another dispatch"
-        _record_pay(session, case.id, invoice_id, result, attempt, now)
+        record_pay(session, case.id, invoice_id, result, now, ref=str(attempt))
         _finish(action, ActionStatus.DONE, "paid" if result.paid else "declined", now)
         return "paid" if result.paid else "declined"
 
@@ -96,6 +107,12 @@ def _postpone(action_id: int, now: datetime, exc: Exception) -> str:
         action.lease_expires_at = None
         action.result = f"processor unavailable, retrying: {exc}"
         return "postponed"
+
+
+def action_kind(action_id: int) -> str | None:
+    """The kind of an action, read without a lock (it never changes)."""
+    with session_scope() as session:
+        return session.scalar(select(ScheduledAction.kind).where(ScheduledAction.id == action_id))
 
 
 def _lock(session: Session, action_id: int) -> ScheduledAction | None:
@@ -140,7 +157,7 @@ def _prepare_retry(
         result = PayResult(
             paid=False, invoice=invoice, charge=charge if isinstance(charge, dict) else None
         )
-        _record_pay(session, case.id, case.invoice_id, result, attempt, now)
+        record_pay(session, case.id, case.invoice_id, result, now, ref=str(attempt))
         _finish(action, ActionStatus.DONE, "declined (recovered after a crash)", now)
         return "declined: recorded the earlier charge"
     decision = planner.decide_for(session, case, now)
@@ -159,15 +176,33 @@ def _prepare_retry(
     return None
 
 
-def _record_pay(
-    session: Session, case_id: int, invoice_id: str, result: PayResult, attempt: int, now: datetime
+# Where a charge we made came from, in the ledger's ``source_event_id``.
+_SOURCE_PREFIX = {"service": "retry"}
+
+
+def record_pay(
+    session: Session,
+    case_id: int,
+    invoice_id: str,
+    result: PayResult,
+    now: datetime,
+    *,
+    ref: str,
+    triggered_by: str = "service",
 ) -> None:
-    """Step 3: the charge becomes a ledger row; the case follows the invoice."""
+    """Record a charge we made: it becomes a ledger row and the case follows the invoice.
+
+    The one way every channel (retry, customer, card updater) records its charge, so
+    the case's ``recovered_by`` always comes from the succeeded attempt's
+    ``triggered_by``. ``ref`` names the charge within its channel (attempt number,
+    SetupIntent id) when the processor reported no charge id.
+    """
     charge = so.read_charge(result.charge) if result.charge else None
+    source = _SOURCE_PREFIX.get(triggered_by, triggered_by)
     apply.record_attempt(
         session,
         {
-            "attempt_key": charge.id if charge else f"{invoice_id}#service-{attempt}",
+            "attempt_key": charge.id if charge else f"{invoice_id}#{triggered_by}-{ref}",
             "charge_id": charge.id if charge else None,
             "invoice_id": invoice_id,
             "customer_id": (charge.customer_id if charge else None),
@@ -185,8 +220,8 @@ def _record_pay(
             "card_last4": charge.card_last4 if charge else None,
             "card_fingerprint": charge.card_fingerprint if charge else None,
             "payment_method_id": charge.payment_method_id if charge else None,
-            "triggered_by": "service",
-            "source_event_id": f"retry:case-{case_id}:{attempt}",
+            "triggered_by": triggered_by,
+            "source_event_id": f"{source}:case-{case_id}:{ref}",
         },
     )
     apply.apply_invoice(session, result.invoice, int(time.time()))
@@ -215,6 +250,7 @@ def _end_action(
         _apply_invoice(session, adapter.mark_uncollectible(case.invoice_id, key))
     case.end_action = end_action
     cases.on_invoice_changed(session, case.invoice_id)
+    emails.on_end_action(session, case, now)
     _finish(action, ActionStatus.DONE, end_action, now)
     return f"ended: {end_action}"
 

@@ -16,6 +16,7 @@ from dunning.cases import planner
 from dunning.cases.models import CaseDecision, CaseState, DunningCase
 from dunning.events.models import ProcessorEvent
 from dunning.ledger.models import ChargeAttempt
+from dunning.notify.models import Notification
 from dunning.policy.declines import DeclineClass
 from dunning.policy.network_rules import guard
 from dunning.policy.records import Decision, DecisionKind
@@ -169,7 +170,7 @@ def case_query(
 
 
 def timeline(session: Session, case: DunningCase) -> dict[str, list[Any]]:
-    """Everything that happened to a case: events, attempts, decisions, actions."""
+    """Everything that happened to a case: events, attempts, decisions, actions, emails."""
     attempts = session.scalars(
         select(ChargeAttempt)
         .where(ChargeAttempt.invoice_id == case.invoice_id)
@@ -190,9 +191,13 @@ def timeline(session: Session, case: DunningCase) -> dict[str, list[Any]]:
         .where(ScheduledAction.case_id == case.id)
         .order_by(ScheduledAction.id)
     ).all()
+    notifications = session.scalars(
+        select(Notification).where(Notification.case_id == case.id).order_by(Notification.id)
+    ).all()
     return {
         "events": list(events),
         "attempts": list(attempts),
         "decisions": list(decisions),
         "actions": list(actions),
+        "notifications": list(notifications),
     }

@@ -8,7 +8,7 @@ keys make each retry and each end action happen once per case.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from dunning.cases.models import CaseDecision, CaseState, DunningCase
 from dunning.db import table as core_table
 from dunning.ledger.models import ChargeAttempt, Customer, Invoice, PaymentMethod, Subscription
+from dunning.notify import sequence as emails
 from dunning.policy.engine import decide
 from dunning.policy.models import Policy
 from dunning.policy.records import Attempt, Decision, DecisionKind
@@ -26,6 +27,8 @@ from dunning.scheduler.models import ActionKind, ActionStatus, ScheduledAction
 # When Stripe's own retry is scheduled for the invoice, ours waits this long after it,
 # so the two never double up; the action re-reads the invoice before charging anyway.
 AFTER_PROCESSOR_RETRY = timedelta(hours=1)
+# What a new decision replaces; the case's emails follow their own plan (notify.sequence).
+_CHARGE_KINDS = (ActionKind.RETRY_CHARGE, ActionKind.END_ACTION)
 
 
 def _attempts(session: Session, case: DunningCase) -> list[Attempt]:
@@ -167,6 +170,7 @@ def plan(session: Session, case: DunningCase, now: datetime) -> Decision | None:
     due = decision.at if decision.kind != DecisionKind.GIVE_UP and decision.at else now
     schedule(session, case, decision, due)
     _record(session, case, decision, due, now)
+    emails.plan_case_emails(session, case, decision, now)
     return decision
 
 
@@ -180,7 +184,7 @@ def schedule(session: Session, case: DunningCase, decision: Decision, due: datet
         "attempt_number": decision.attempt_number,
         "end_action": (decision.end_action or _policy(session, case).end_action).value,
     }
-    cancel_pending(session, case.id, keep=key)
+    cancel_pending(session, case.id, keep=key, kinds=_CHARGE_KINDS)
     action = core_table(ScheduledAction)
     stmt = insert(action).values(
         case_id=case.id, kind=kind, due_at=due, dedupe_key=key, payload=payload
@@ -231,12 +235,24 @@ def _record(
     )
 
 
-def cancel_pending(session: Session, case_id: int, keep: str | None = None) -> None:
-    """Cancel the case's actions that have not started (all, or all but ``keep``)."""
+def cancel_pending(
+    session: Session,
+    case_id: int,
+    keep: str | None = None,
+    *,
+    kinds: tuple[str, ...] | None = None,
+) -> None:
+    """Cancel the case's actions that have not started (all, or all but ``keep``, or
+    only those of ``kinds``). Canceling all of a closed case also plans its closing
+    email (thank you), which must outlive the cancel."""
     stmt = update(ScheduledAction).where(
         ScheduledAction.case_id == case_id,
         ScheduledAction.status.in_((ActionStatus.PENDING, ActionStatus.CLAIMED)),
     )
     if keep is not None:
         stmt = stmt.where(ScheduledAction.dedupe_key != keep)
+    if kinds is not None:
+        stmt = stmt.where(ScheduledAction.kind.in_(kinds))
     session.execute(stmt.values(status=ActionStatus.CANCELED, result="no longer needed"))
+    if keep is None and kinds is None:
+        emails.on_case_closed(session, case_id, datetime.now(UTC))

@@ -85,11 +85,28 @@ class EventOut(_Out):
     error: str | None
 
 
+class NotificationOut(_Out):
+    id: int
+    dedupe_key: str
+    kind: str
+    template: str
+    locale: str | None
+    recipient: str | None
+    status: str
+    provider: str | None
+    provider_id: str | None
+    attempts: int
+    error: str | None
+    created_at: datetime
+    sent_at: datetime | None
+
+
 class CaseDetail(CaseOut):
     events: list[EventOut]
     attempts: list[AttemptOut]
     decisions: list[DecisionOut]
     actions: list[ActionOut]
+    notifications: list[NotificationOut]
 
 
 class ActionAccepted(BaseModel):

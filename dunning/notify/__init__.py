@@ -1,4 +1,4 @@
-"""Customer notifications: render dunning and renewal emails (sending lives elsewhere)."""
+"""Customer notifications: render, plan (dunning sequences, reminders) and send emails."""
 
 from .render import (
     END_ACTIONS,

@@ -24,8 +24,11 @@ class NotificationStatus:
 class Notification(Base):
     """One email: claimed before the send and marked sent after (ARCHITECTURE rule 4).
 
-    ``dedupe_key`` is ``case:<id>:step:<n>`` for a dunning step, or
-    ``renewal:<subscription>:<renewal date>:<days before>`` for a reminder, and so on.
+    ``dedupe_key`` is the key of the ``send_email`` action that sends it:
+    ``case:<id>:email:<step>`` (step: the policy step's index, ``final``,
+    ``action_required``, ``recovered``, ``canceled``),
+    ``renewal:<subscription>:<renewal date>:<days before>`` or
+    ``card_expiring:<payment method>:<YYYY-MM>:<days before>``.
     """
 
     __tablename__ = "notifications"

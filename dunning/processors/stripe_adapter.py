@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +49,29 @@ def _transient(exc: stripe.StripeError) -> bool:
     return isinstance(exc, _TRANSIENT) or (
         isinstance(exc, stripe.APIError) and (exc.http_status or 500) >= 500
     )
+
+
+def _call(request: Callable[[], Any]) -> dict[str, Any]:
+    """Run one SDK call; a timeout, 429 or 5xx becomes ``TransientProcessorError``."""
+    try:
+        return dict(request().to_dict())
+    except stripe.StripeError as exc:
+        if _transient(exc):
+            raise TransientProcessorError(str(exc)) from exc
+        raise
+
+
+class PaymentMethodNotOwned(ValueError):
+    """The payment method belongs to another customer: never make it this one's default."""
+
+
+@dataclass(frozen=True)
+class DefaultCard:
+    """The processor's objects after a card became the default, for the ledger."""
+
+    customer: dict[str, Any]
+    payment_method: dict[str, Any]
+    subscription: dict[str, Any] | None
 
 
 class StripeAdapter:
@@ -153,3 +176,82 @@ class StripeAdapter:
         return self.client.v1.invoices.mark_uncollectible(
             invoice_id, options={"idempotency_key": idempotency_key}
         ).to_dict()
+
+    # Self-serve card updates (dunning/links): card data goes from the browser to Stripe.js;
+    # the service only ever sees SetupIntent and PaymentMethod ids (ARCHITECTURE rule 8).
+
+    def create_setup_intent(self, customer_id: str, metadata: dict[str, str]) -> dict[str, Any]:
+        """A SetupIntent that Stripe.js confirms with the card the customer types."""
+        return _call(
+            lambda: self.client.v1.setup_intents.create(
+                params={
+                    "customer": customer_id,
+                    "usage": "off_session",
+                    "metadata": metadata,
+                }
+            )
+        )
+
+    def setup_intent(self, setup_intent_id: str) -> dict[str, Any]:
+        return _call(lambda: self.client.v1.setup_intents.retrieve(setup_intent_id))
+
+    def payment_method(self, payment_method_id: str) -> dict[str, Any]:
+        return _call(lambda: self.client.v1.payment_methods.retrieve(payment_method_id))
+
+    def make_default_card(
+        self, customer_id: str, subscription_id: str | None, payment_method_id: str
+    ) -> DefaultCard:
+        """Make the card the default on the customer and on the subscription.
+
+        Stripe charges a subscription's own default before the customer's, so both are
+        set. Stripe attaches a SetupIntent's card to its customer; a compatible server
+        that does not is made to here. A subscription object without the
+        ``default_payment_method`` field (2017 shapes) has no default of its own: the
+        customer's is the one charged, so there is nothing more to set.
+        """
+        pm = self.payment_method(payment_method_id)
+        owner = pm.get("customer")
+        owner_id = owner.get("id") if isinstance(owner, dict) else owner
+        if owner_id is None:
+            pm = _call(
+                lambda: self.client.v1.payment_methods.attach(
+                    payment_method_id, params={"customer": customer_id}
+                )
+            )
+        elif owner_id != customer_id:
+            raise PaymentMethodNotOwned(f"{payment_method_id} belongs to another customer")
+        customer = _call(
+            lambda: self.client.v1.customers.update(
+                customer_id,
+                params={"invoice_settings": {"default_payment_method": payment_method_id}},
+            )
+        )
+        subscription = None
+        if subscription_id:
+            subscription = self.subscription(subscription_id)
+            if "default_payment_method" in subscription:
+                subscription = _call(
+                    lambda: self.client.v1.subscriptions.update(
+                        subscription_id, params={"default_payment_method": payment_method_id}
+                    )
+                )
+        return DefaultCard(customer=customer, payment_method=pm, subscription=subscription)
+
+    def billing_portal_session(self, customer_id: str, return_url: str) -> dict[str, Any]:
+        """A Billing Portal session that opens straight on updating the payment method
+        and comes back to ``return_url`` when done."""
+        return _call(
+            lambda: self.client.v1.billing_portal.sessions.create(
+                params={
+                    "customer": customer_id,
+                    "return_url": return_url,
+                    "flow_data": {
+                        "type": "payment_method_update",
+                        "after_completion": {
+                            "type": "redirect",
+                            "redirect": {"return_url": return_url},
+                        },
+                    },
+                }
+            )
+        )

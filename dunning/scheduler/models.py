@@ -33,6 +33,7 @@ class ActionKind:
 
     RETRY_CHARGE = "retry_charge"
     END_ACTION = "end_action"
+    SEND_EMAIL = "send_email"  # performed by dunning.notify.delivery
 
 
 class ScheduledAction(Base):

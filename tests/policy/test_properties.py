@@ -278,8 +278,14 @@ decline_codes = st.one_of(
 )
 failure_codes = codes("failure_code", ["card_declined"])
 advice_codes = codes("advice_code", ["DO_NOT_TRY_AGAIN"])
-macs = codes("network_advice_code", ["3", "99", "04", "22"])
-network_codes = codes("network_decline_code", ["r1", "4", "00"])
+# Half the network codes are the ones the rules are about, so those paths get exercised.
+macs = st.one_of(
+    st.sampled_from([*sorted(MC_WAIT), "03", "21"]),
+    codes("network_advice_code", ["3", "99", "04", "22"]),
+)
+network_codes = st.one_of(
+    st.sampled_from(sorted(VISA_NEVER | {"15"})), codes("network_decline_code", ["r1", "4", "00"])
+)
 brands = st.sampled_from(["visa", "mastercard", "amex", "discover", None])
 ZONES = [
     "UTC", "America/New_York", "Asia/Shanghai", "Europe/Berlin", "Australia/Sydney",
@@ -308,8 +314,8 @@ def attempts(
     return st.builds(
         Attempt,
         at=minutes_back.map(lambda m: now - m * MINUTE),
-        amount=st.sampled_from([amount, amount, amount, 999]),
-        currency=st.sampled_from(["usd", "usd", "usd", "eur"]),
+        amount=st.sampled_from([amount] * 5 + [999]),
+        currency=st.sampled_from(["usd"] * 5 + ["eur"]),
         succeeded=st.sampled_from([False] * 9 + [True]),
         decline_code=sometimes(90, decline_codes),
         failure_code=sometimes(15, failure_codes),
@@ -340,6 +346,7 @@ SHAPES: dict[str, tuple[int, int, int]] = {  # name: (min count, max count, minu
     "sparse": (0, 8, 45 * DAY_MINUTES),
     "burst": (5, 14, DAY_MINUTES),
     "month": (10, 40, 30 * DAY_MINUTES),
+    "full_month": (30, 50, 30 * DAY_MINUTES),
 }
 
 
@@ -446,21 +453,52 @@ WAITS = [timedelta(hours=h) for h in (1, 24, 48, 96, 144, 192, 240, 24 * 30)]
 @st.composite
 def proposals(draw: st.DrawFn, s: Scenario) -> datetime:
     """Proposed retry times: anywhere, or just around a wait, a window edge or a cutoff."""
-    anchors = [a.at for a in (*s.history, *s.card_history)]
-    edges = [a + w for a in anchors for w in WAITS]
+    attempts = (*s.history, *s.card_history)
+    edges = [a.at + w for a in attempts for w in WAITS]
+    mac_edges = [
+        a.at + timedelta(hours=MC_WAIT[canon(a.network_advice_code)])
+        for a in attempts
+        if canon(a.network_advice_code) in MC_WAIT
+    ]
     return draw(
         st.one_of(
             st.integers(0, 60 * DAY_MINUTES).map(lambda m: s.now + m * MINUTE),
             near(edges, 90),
+            near(mac_edges or edges, 90),
             near(CUTOFFS, 90),
         )
     )
+
+
+FLAGS: list[tuple[str, str]] = [
+    *[("network_decline_code", code) for code in sorted(VISA_NEVER | {"15"})],
+    *[("network_advice_code", mac) for mac in [*sorted(MC_WAIT), "03", "21"]],
+    ("advice_code", "do_not_try_again"),
+]
+
+
+@st.composite
+def flagged(draw: st.DrawFn, s: Scenario) -> Scenario:
+    """The scenario plus one decline carrying a code a rule is about, somewhere on the card."""
+    field, value = draw(st.sampled_from(FLAGS))
+    attempt = Attempt(
+        at=s.now - draw(st.integers(0, 35 * DAY_MINUTES)) * MINUTE,
+        amount=2000,
+        currency="usd",
+        card_brand=draw(st.sampled_from(["visa", "mastercard", None, "amex"])),
+        **{field: value},
+    )
+    if draw(st.booleans()):
+        return replace(s, card_history=[*s.card_history, attempt])
+    return replace(s, history=sorted([*s.history, attempt], key=lambda a: a.at))
 
 
 @SETTINGS
 @given(st.data())
 def test_guard_alone_never_lets_a_breaking_retry_through(data: st.DataObject) -> None:
     s = data.draw(scenarios())
+    if data.draw(st.booleans()):
+        s = data.draw(flagged(s))
     proposal = Decision(
         DecisionKind.RETRY, data.draw(proposals(s)), "any", DeclineClass.UNKNOWN, None, 2
     )

@@ -1,0 +1,186 @@
+"""``/pay/<token>``: the customer's card-update page, without login.
+
+``GET /pay/<token>`` shows the page (or, with ``DUNNING_UPDATE_MODE=portal``, sends the
+customer to a Stripe Billing Portal session); ``POST /pay/<token>/card`` takes the
+SetupIntent that Stripe.js confirmed and answers with a redirect back to the page
+(post/redirect/get, so a reload never re-posts); ``GET /pay/<token>/done`` is where the
+portal returns. Every request is rate-limited per client IP and per token.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import parse_qs
+
+import stripe
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from dunning.links import pages, ratelimit, service, tokens
+from dunning.links.service import LinkRefused
+from dunning.processors.stripe_adapter import (
+    ProcessorNotConfigured,
+    StripeAdapter,
+    TransientProcessorError,
+)
+from dunning.settings import Settings
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(tags=["links"])
+
+# Card saves charge the customer: at most this many per token per hour, on top of
+# the general limit, so a leaked link cannot be used to test stolen cards at length.
+CARD_SAVES_PER_HOUR = 10
+_MAX_FORM_BYTES = 4096
+_UNAVAILABLE = (ProcessorNotConfigured, TransientProcessorError, stripe.StripeError)
+_STATUS = {"invalid": 404, "expired": 410, "closed": 410, "paid": 200, "limited": 429}
+
+
+def _html(rendered: pages.Rendered, status: int = 200) -> HTMLResponse:
+    return HTMLResponse(
+        rendered.html,
+        status_code=status,
+        headers={
+            "Content-Security-Policy": rendered.csp,
+            "Cache-Control": "no-store",
+            "Referrer-Policy": "no-referrer",
+            "X-Content-Type-Options": "nosniff",
+            "X-Robots-Tag": "noindex, nofollow",
+        },
+    )
+
+
+def _message(
+    kind: str, request: Request, status: int | None = None, retry: str | None = None
+) -> HTMLResponse:
+    locale = pages.locale_from_header(request.headers.get("accept-language"))
+    rendered = pages.render_message(kind, locale, pages.brand(_settings(request)), retry)
+    response = _html(rendered, status or _STATUS.get(kind, 200))
+    if kind == "limited":
+        response.headers["Retry-After"] = str(_settings(request).link_rate_window_seconds)
+    return response
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _allowed(request: Request, token: str, bucket: str) -> bool:
+    """One hit per client IP and per token in the current window."""
+    settings = _settings(request)
+    if not settings.redis_url:
+        return True
+    client = request.client.host if request.client else "unknown"
+    digest = ratelimit.token_key(token)
+    keys = [f"links:{bucket}:ip:{client}", f"links:{bucket}:token:{digest}"]
+    if not ratelimit.allow(
+        settings.redis_url, keys, settings.link_rate_limit, settings.link_rate_window_seconds
+    ):
+        return False
+    if bucket == "save":
+        return ratelimit.allow(
+            settings.redis_url, [f"links:save-hour:token:{digest}"], CARD_SAVES_PER_HOUR, 3600
+        )
+    return True
+
+
+def _claims(token: str, request: Request) -> tokens.LinkClaims | HTMLResponse:
+    try:
+        return tokens.verify(token, _settings(request))
+    except tokens.ExpiredLink:
+        return _message("expired", request)
+    except tokens.LinkError as exc:
+        log.info("refused a %s link", exc.reason)
+        return _message("invalid", request)
+
+
+@router.get("/pay/{token}", response_class=HTMLResponse)
+def pay_page(token: str, request: Request, result: str | None = None) -> Response:
+    """The update page for an open case, or a clear page saying why there is none."""
+    if not _allowed(request, token, "view"):
+        return _message("limited", request)
+    claims = _claims(token, request)
+    if isinstance(claims, HTMLResponse):
+        return claims
+    settings = _settings(request)
+    try:
+        adapter = StripeAdapter.from_settings(settings)
+        if settings.update_mode == "portal":
+            done = f"{settings.public_base}/pay/{token}/done"
+            return RedirectResponse(service.start_portal(claims, adapter, done), status_code=303)
+        key = pages.publishable_key(settings)
+        if key is None:
+            raise ProcessorNotConfigured("DUNNING_STRIPE_PUBLISHABLE_KEY is not set")
+        view = service.view_case(claims, adapter)
+        client_secret = service.start_update(claims, adapter)
+    except LinkRefused as refused:
+        return _message(refused.reason, request)
+    except _UNAVAILABLE:
+        log.exception("pay page unavailable for case %s", claims.case_id)
+        return _message("unavailable", request, 503, retry=f"/pay/{token}")
+    rendered = pages.render_pay(
+        view,
+        locale=pages.page_locale(view, request.headers.get("accept-language")),
+        brand=pages.brand(settings),
+        client_secret=client_secret,
+        publishable_key=key,
+        stripe_js_url=pages.stripe_js_url(settings),
+        post_url=f"/pay/{token}/card",
+        result=result if result in pages.NOTICES else None,
+    )
+    return _html(rendered)
+
+
+@router.post("/pay/{token}/card")
+async def save_card(token: str, request: Request) -> Response:
+    """Stripe.js confirmed a SetupIntent: make its card the default and pay now."""
+    body = b""
+    async for chunk in request.stream():  # a small form: stop reading past the cap
+        body += chunk
+        if len(body) > _MAX_FORM_BYTES:
+            return _message("invalid", request, 413)
+    return await run_in_threadpool(_save_card, token, request, body)
+
+
+def _save_card(token: str, request: Request, body: bytes) -> Response:
+    if not _allowed(request, token, "save"):
+        return _message("limited", request)
+    fields = parse_qs(body.decode("utf-8", "replace"))
+    setup_intent = (fields.get("setup_intent") or [""])[0].strip()
+    claims = _claims(token, request)
+    if isinstance(claims, HTMLResponse):
+        return claims
+    try:
+        adapter = StripeAdapter.from_settings(_settings(request))
+        outcome = service.save_card(claims, adapter, setup_intent)
+    except LinkRefused as refused:
+        return _message(refused.reason, request)
+    except _UNAVAILABLE:
+        log.exception("card save failed for case %s", claims.case_id)
+        outcome = service.Outcome.NOT_SAVED
+    if outcome == service.Outcome.PAID:  # the page now says it is paid
+        return RedirectResponse(f"/pay/{token}", status_code=303)
+    return RedirectResponse(f"/pay/{token}?result={outcome}", status_code=303)
+
+
+@router.get("/pay/{token}/done", response_class=HTMLResponse)
+def portal_done(token: str, request: Request) -> Response:
+    """Back from the Billing Portal: pay with the new card, then say how it went."""
+    if not _allowed(request, token, "save"):
+        return _message("limited", request)
+    claims = _claims(token, request)
+    if isinstance(claims, HTMLResponse):
+        return claims
+    try:
+        outcome = service.portal_return(claims, StripeAdapter.from_settings(_settings(request)))
+    except LinkRefused as refused:
+        return _message(refused.reason, request)
+    except _UNAVAILABLE:
+        log.exception("portal return failed for case %s", claims.case_id)
+        return _message("unavailable", request, 503, retry=f"/pay/{token}/done")
+    locale = pages.locale_from_header(request.headers.get("accept-language"))
+    brand = pages.brand(_settings(request))
+    return _html(pages.render_outcome(outcome, locale, brand, f"/pay/{token}"))

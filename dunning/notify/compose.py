@@ -1,0 +1,271 @@
+"""What an email says and to whom: read from the ledger when the email is sent.
+
+Reading at send time rather than at planning time means a step never tells stale
+news: a case closed in the meantime, a renewal that moved or a card already
+replaced are caught here (:class:`NotNeeded`), and the amount, card and dates are
+the ledger's current ones. A customer we cannot write to is :class:`Undeliverable`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from dunning.cases.models import CaseState, DunningCase
+from dunning.ledger.models import ChargeAttempt, Customer, Invoice, PaymentMethod, Subscription
+from dunning.notify import hours
+from dunning.notify.models import Notification, NotificationStatus
+from dunning.notify.sequence import (
+    CANCELED,
+    CARD_EXPIRING,
+    DUNNING,
+    FINAL,
+    RECOVERED,
+    RENEWAL,
+)
+from dunning.settings import Settings
+
+# The policy's end actions, in the words the final notice knows (render.END_ACTIONS).
+END_ACTION_WORDING = {
+    "cancel_subscription": "cancel",
+    "mark_uncollectible": "mark_unpaid",
+    "leave_past_due": "mark_unpaid",
+}
+LIVE_SUBSCRIPTION = ("active", "trialing")
+_NO_LAST4 = "••••"
+_NEAR = timedelta(days=2)  # invoice.upcoming for this renewal, not an older one
+
+
+class NotNeeded(Exception):
+    """The email no longer applies (case closed, renewal moved, card replaced)."""
+
+
+class Undeliverable(Exception):
+    """The email applies but cannot be sent (no address); recorded as failed."""
+
+
+@dataclass(frozen=True)
+class Composed:
+    """Everything to render and address one email, but the link (it needs the row id)."""
+
+    kind: str
+    template: str
+    recipient: str
+    locale: str | None
+    time_zone: str | None
+    context: dict[str, Any]
+    needs_link: bool
+    customer_id: str
+    case_id: int | None = None
+    subscription_id: str | None = None
+    step: int | None = None
+
+
+def compose(
+    session: Session, payload: dict[str, Any], now: datetime, settings: Settings
+) -> Composed:
+    """The email an action's payload asks for, as the ledger stands now."""
+    kind = payload.get("kind")
+    if kind == DUNNING:
+        return _case_email(session, payload, now, settings)
+    if kind == RENEWAL:
+        return _renewal(session, payload, now, settings)
+    if kind == CARD_EXPIRING:
+        return _card_expiring(session, payload, settings)
+    raise NotNeeded(f"unknown email kind {kind!r}")
+
+
+def _customer(session: Session, customer_id: str | None) -> Customer:
+    customer = session.get(Customer, customer_id) if customer_id else None
+    if customer is None or customer.deleted or not customer.email:
+        raise Undeliverable(f"customer {customer_id} has no email address")
+    return customer
+
+
+def _card(session: Session, customer: Customer, sub: Subscription | None) -> PaymentMethod | None:
+    pm_id = (sub and sub.default_payment_method_id) or customer.default_payment_method_id
+    return session.get(PaymentMethod, pm_id) if pm_id else None
+
+
+def _card_context(card: PaymentMethod | None, fallback: ChargeAttempt | None) -> dict[str, Any]:
+    brand = (card and card.brand) or (fallback and fallback.card_brand)
+    last4 = (card and card.last4) or (fallback and fallback.card_last4) or _NO_LAST4
+    return {"card_brand": brand, "card_last4": last4}
+
+
+def _base(customer: Customer, sub: Subscription | None, settings: Settings) -> dict[str, Any]:
+    return {
+        "customer_name": customer.name,
+        "plan_name": (sub and (sub.plan_name or sub.plan_id)) or settings.brand_name,
+        "time_zone": hours.zone(customer.time_zone).key,
+    }
+
+
+def _case_email(
+    session: Session, payload: dict[str, Any], now: datetime, settings: Settings
+) -> Composed:
+    case = session.get(DunningCase, int(payload["case_id"]))
+    if case is None:
+        raise NotNeeded("the case no longer exists")
+    step = payload.get("step")
+    _check_case_state(session, case, step)
+    customer = _customer(session, case.customer_id)
+    sub = session.get(Subscription, case.subscription_id) if case.subscription_id else None
+    invoice = session.get(Invoice, case.invoice_id)
+    attempts = session.scalars(
+        select(ChargeAttempt)
+        .where(ChargeAttempt.invoice_id == case.invoice_id)
+        .order_by(ChargeAttempt.attempted_at)
+    ).all()
+    failed = [a for a in attempts if a.outcome != "succeeded"]
+    amount = case.amount if case.amount is not None else (invoice.amount_due if invoice else None)
+    if step == RECOVERED and case.recovered_amount is not None:
+        amount = case.recovered_amount
+    currency = case.currency or (invoice and invoice.currency) or (sub and sub.currency)
+    if amount is None or not currency:
+        raise Undeliverable(f"case {case.id} has no amount or currency")
+    context = {
+        **_base(customer, sub, settings),
+        **_card_context(_card(session, customer, sub), failed[-1] if failed else None),
+        "amount": int(amount),
+        "currency": currency,
+        "due_date": (invoice and invoice.processor_created) or case.opened_at,
+        "attempt_number": max(len(failed), 1),
+        "end_date": case.closed_at or now,
+    }
+    if step == FINAL:
+        context["end_date"] = datetime.fromisoformat(str(payload["end_at"]))
+        context["end_action"] = END_ACTION_WORDING.get(
+            str(payload.get("end_action")), "mark_unpaid"
+        )
+    template = str(payload["template"])
+    return Composed(
+        kind=DUNNING,
+        template=template,
+        recipient=str(customer.email),
+        locale=customer.locale,
+        time_zone=customer.time_zone,
+        context=context,
+        needs_link=step not in (RECOVERED, CANCELED),
+        customer_id=customer.id,
+        case_id=case.id,
+        subscription_id=case.subscription_id,
+        step=step if isinstance(step, int) else None,
+    )
+
+
+def _check_case_state(session: Session, case: DunningCase, step: object) -> None:
+    if step == RECOVERED:
+        if case.state != CaseState.RECOVERED:
+            raise NotNeeded(f"case is {case.state}")
+        told = session.scalar(
+            select(func.count())
+            .select_from(Notification)
+            .where(
+                Notification.case_id == case.id,
+                Notification.status == NotificationStatus.SENT,
+                Notification.template != "payment_recovered",
+            )
+        )
+        if not told:  # paid before we ever wrote: a thank-you would puzzle the customer
+            raise NotNeeded("recovered before any dunning email was sent")
+    elif step == CANCELED:
+        if case.state != CaseState.CANCELED:
+            raise NotNeeded(f"case is {case.state}")
+    elif case.state != CaseState.OPEN or case.paused:
+        raise NotNeeded(
+            "case is paused" if case.state == CaseState.OPEN else f"case is {case.state}"
+        )
+
+
+def _live_subscription(session: Session, subscription_id: str) -> Subscription:
+    sub = session.get(Subscription, subscription_id)
+    if sub is None or sub.status not in LIVE_SUBSCRIPTION or sub.cancel_at_period_end:
+        raise NotNeeded("the subscription does not renew")
+    return sub
+
+
+def renewal_amount(sub: Subscription) -> int | None:
+    """``invoice.upcoming``'s amount (tax, discounts, proration) when it is for this
+    renewal, else the plan amount."""
+    end = sub.current_period_end
+    upcoming_at = sub.upcoming_at
+    if sub.upcoming_amount is not None and upcoming_at and end and abs(upcoming_at - end) <= _NEAR:
+        return sub.upcoming_amount
+    return sub.amount
+
+
+def _renewal(
+    session: Session, payload: dict[str, Any], now: datetime, settings: Settings
+) -> Composed:
+    sub = _live_subscription(session, str(payload["subscription_id"]))
+    renewal = sub.current_period_end
+    if renewal is None or renewal.date().isoformat() != payload["renewal_date"]:
+        raise NotNeeded("the renewal date moved")
+    if renewal <= now:
+        raise NotNeeded("the renewal has passed")
+    customer = _customer(session, sub.customer_id)
+    amount = renewal_amount(sub)
+    if amount is None or not sub.currency:
+        raise Undeliverable(f"subscription {sub.id} has no amount or currency")
+    zone = hours.zone(customer.time_zone)
+    days_before = (renewal.astimezone(zone).date() - now.astimezone(zone).date()).days
+    context = {
+        **_base(customer, sub, settings),
+        **_card_context(_card(session, customer, sub), None),
+        "amount": amount,
+        "currency": sub.currency,
+        "renewal_date": renewal,
+        "days_before": max(days_before, 1),
+    }
+    return Composed(
+        kind=RENEWAL,
+        template="renewal_reminder",
+        recipient=str(customer.email),
+        locale=customer.locale,
+        time_zone=customer.time_zone,
+        context=context,
+        needs_link=True,
+        customer_id=customer.id,
+        subscription_id=sub.id,
+    )
+
+
+def _card_expiring(session: Session, payload: dict[str, Any], settings: Settings) -> Composed:
+    card = session.get(PaymentMethod, str(payload["payment_method_id"]))
+    if card is None or card.detached or card.exp_year is None or card.exp_month is None:
+        raise NotNeeded("the card is gone")
+    if f"{card.exp_year:04d}-{card.exp_month:02d}" != payload["exp"]:
+        raise NotNeeded("the card's expiry changed (updated by the network or the customer)")
+    sub = _live_subscription(session, str(payload["subscription_id"]))
+    customer = _customer(session, sub.customer_id)
+    charged = _card(session, customer, sub)
+    if charged is None or charged.id != card.id:
+        raise NotNeeded("the card is no longer the one the subscription is charged to")
+    context = {
+        **_base(customer, sub, settings),
+        **_card_context(card, None),
+        "card_exp_month": card.exp_month,
+        "card_exp_year": card.exp_year,
+    }
+    return Composed(
+        kind=CARD_EXPIRING,
+        template="card_expiring",
+        recipient=str(customer.email),
+        locale=customer.locale,
+        time_zone=customer.time_zone,
+        context=context,
+        needs_link=True,
+        customer_id=customer.id,
+        subscription_id=sub.id,
+    )
+
+
+def last_day_of_month(year: int, month: int) -> date:
+    """The last day a card expiring ``month/year`` can be charged."""
+    first_next = date(year + month // 12, month % 12 + 1, 1)
+    return date.fromordinal(first_next.toordinal() - 1)

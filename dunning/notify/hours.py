@@ -1,0 +1,39 @@
+"""When a customer may be mailed: the allowed local hours of their time zone.
+
+Reuses the policy engine's calendar (``dunning.policy.timing.fit``) with a window of
+its own (``DUNNING_EMAIL_HOURS_START``/``_END``, every day of the week): a dunning
+email at 3 a.m. local time reads as spam and is the first one a customer deletes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from dunning.policy.models import RetryHours, Timing
+from dunning.policy.timing import fit, resolve_zone
+from dunning.settings import Settings
+
+
+def email_timing(settings: Settings) -> Timing:
+    """The window as a policy ``Timing``: no weekend skipping, no holidays."""
+    return Timing(
+        retry_hours=RetryHours(start=settings.email_hours_start, end=settings.email_hours_end),
+        skip_weekends=False,
+        paydays=(),
+    )
+
+
+def zone(time_zone: str | None) -> ZoneInfo:
+    """The customer's zone, UTC when unknown or invalid."""
+    return resolve_zone(time_zone)
+
+
+def next_allowed(t: datetime, time_zone: str | None, settings: Settings) -> datetime:
+    """Earliest instant ``>= t`` inside the customer's allowed hours."""
+    return fit(t, email_timing(settings), zone(time_zone))
+
+
+def is_allowed(t: datetime, time_zone: str | None, settings: Settings) -> bool:
+    """Whether ``t`` is inside the customer's allowed hours (``fit`` rounds up a minute)."""
+    return next_allowed(t, time_zone, settings) - t < timedelta(minutes=1)

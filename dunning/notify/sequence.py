@@ -1,0 +1,215 @@
+"""Plan the emails of a dunning case as scheduled actions (kind ``send_email``).
+
+Each email is one row in ``scheduled_actions`` whose dedupe key is also the key of
+its notification (``case:<id>:email:<step>``), so a step is planned, and sent, once
+per case however often the case is re-planned. The planner calls
+:func:`plan_case_emails` after every decision; closing the case cancels what is
+pending (``planner.cancel_pending``) and :func:`on_case_closed` plans the closing
+email (thank you). Due times are moved into the customer's allowed hours here and
+checked again when the email is sent.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from dunning.cases.models import CaseState, DunningCase
+from dunning.db import table as core_table
+from dunning.ledger.models import Customer
+from dunning.notify import hours
+from dunning.notify.render import TEMPLATES
+from dunning.policy.declines import DeclineClass
+from dunning.policy.records import Decision, DecisionKind
+from dunning.scheduler.models import ActionKind, ActionStatus, ScheduledAction
+from dunning.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+# Notification kinds (``notifications.kind``).
+DUNNING = "dunning"
+RENEWAL = "renewal"
+CARD_EXPIRING = "card_expiring"
+
+# Step names besides the policy's numbered steps.
+FINAL = "final"
+ACTION_REQUIRED = "action_required"
+RECOVERED = "recovered"
+CANCELED = "canceled"
+
+# What ``planner.cancel_pending`` writes; only such rows may be planned again (resume).
+_REVIVABLE_RESULT = "no longer needed"
+_FALLBACK_STEP_TEMPLATE = "payment_reminder"
+_WARNED: set[str] = set()  # once per process, not on every re-plan
+
+
+def emails_enabled(settings: Settings) -> bool:
+    """Emails are planned only when there is a way to send them.
+
+    Without SMTP or HTTP settings nothing could be delivered, so no rows are written
+    (``dunning run``'s demo configures its local sink; production configures a relay).
+    """
+    if settings.email_backend == "http":
+        return bool(settings.email_http_url and settings.email_http_token)
+    return bool(settings.smtp_host)
+
+
+def case_key(case_id: int, step: int | str) -> str:
+    """The dedupe key of a case email (action and notification)."""
+    return f"case:{case_id}:email:{step}"
+
+
+def step_template(name: str) -> str:
+    """The template of a policy step; an unknown name falls back to the reminder.
+
+    A policy names templates freely, but a missing folder must not stop a case's
+    emails: the step goes out as the generic reminder and the log says so.
+    """
+    if name in TEMPLATES:
+        return name
+    if name not in _WARNED:
+        _WARNED.add(name)
+        log.warning("policy email template %r does not exist; sending %r", name, "payment_reminder")
+    return _FALLBACK_STEP_TEMPLATE
+
+
+def schedule_email(
+    session: Session,
+    key: str,
+    due: datetime,
+    payload: dict[str, Any],
+    *,
+    case_id: int | None = None,
+) -> None:
+    """Write (or move) the send action of one email; never touches a started or done one."""
+    action = core_table(ScheduledAction)
+    stmt = insert(action).values(
+        case_id=case_id, kind=ActionKind.SEND_EMAIL, due_at=due, dedupe_key=key, payload=payload
+    )
+    session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[action.c.dedupe_key],
+            set_={
+                "due_at": stmt.excluded.due_at,
+                "payload": stmt.excluded.payload,
+                "status": ActionStatus.PENDING,
+                "result": None,
+            },
+            where=or_(
+                action.c.status == ActionStatus.PENDING,
+                (action.c.status == ActionStatus.CANCELED) & (action.c.result == _REVIVABLE_RESULT),
+            ),
+        )
+    )
+
+
+def _supersede(session: Session, keys: list[str]) -> None:
+    """Steps that came due together (the workers were down): only the latest goes out."""
+    if keys:
+        session.execute(
+            update(ScheduledAction)
+            .where(
+                ScheduledAction.dedupe_key.in_(keys),
+                ScheduledAction.status == ActionStatus.PENDING,
+            )
+            .values(status=ActionStatus.CANCELED, result="superseded by a later email")
+        )
+
+
+def plan_case_emails(
+    session: Session, case: DunningCase, decision: Decision, now: datetime
+) -> None:
+    """Plan the policy's email steps, the final notice and, for an authentication
+    decline, the action-required email, for an open case."""
+    settings = get_settings()
+    if not emails_enabled(settings) or case.policy_id is None:
+        return
+    from dunning.policy import store  # reads the database; imported late like the planner
+
+    policy = store.policy_by_id(session, case.policy_id)
+    opened = case.opened_at
+    end_at = opened + timedelta(days=policy.limits.max_days)
+    planned: list[tuple[str, datetime, dict[str, Any]]] = []
+    for index, step in enumerate(policy.email_steps):
+        payload = {"template": step_template(step.template), "step": index, "day": step.day}
+        planned.append((case_key(case.id, index), opened + timedelta(days=step.day), payload))
+    final_at = end_at - timedelta(days=policy.final_notice_days_before_end)
+    final = {
+        "template": "final_notice",
+        "step": FINAL,
+        "end_at": end_at.isoformat(),
+        "end_action": policy.end_action.value,
+    }
+    planned.append((case_key(case.id, FINAL), final_at, final))
+    if _needs_action_email(session, case, decision):
+        planned.append(
+            (
+                case_key(case.id, ACTION_REQUIRED),
+                now,
+                {"template": "action_required", "step": ACTION_REQUIRED},
+            )
+        )
+    planned.sort(key=lambda item: item[1])
+    due_now = [key for key, at, _ in planned if at <= now]
+    _supersede(session, due_now[:-1])
+    time_zone = _time_zone(session, case)
+    for key, at, payload in planned:
+        if key in due_now[:-1]:
+            continue
+        due = hours.next_allowed(max(at, now), time_zone, settings)
+        schedule_email(
+            session, key, due, {"kind": DUNNING, "case_id": case.id, **payload}, case_id=case.id
+        )
+
+
+def _needs_action_email(session: Session, case: DunningCase, decision: Decision) -> bool:
+    """An authentication decline calls for the action-required email, unless it went
+    out already (then the regular steps carry on, and nothing supersedes them)."""
+    if decision.kind != DecisionKind.CUSTOMER_ACTION and (
+        decision.decline_class != DeclineClass.AUTHENTICATION_REQUIRED
+    ):
+        return False
+    status = session.scalar(
+        select(ScheduledAction.status).where(
+            ScheduledAction.dedupe_key == case_key(case.id, ACTION_REQUIRED)
+        )
+    )
+    return status in (None, ActionStatus.PENDING, ActionStatus.CANCELED)
+
+
+def on_case_closed(session: Session, case_id: int, now: datetime) -> None:
+    """After a closed case's pending actions were canceled: plan its closing email.
+
+    Recovered: a thank-you, but only when the customer was told about the failure
+    (checked again at send time). Canceled by the end action: see :func:`on_end_action`.
+    """
+    if not emails_enabled(get_settings()):
+        return
+    case = session.get(DunningCase, case_id)
+    if case is None or case.state != CaseState.RECOVERED:
+        return
+    _closing_email(session, case, RECOVERED, "payment_recovered", now)
+
+
+def on_end_action(session: Session, case: DunningCase, now: datetime) -> None:
+    """The end action ran: a case it closed as canceled gets ``subscription_canceled``."""
+    if emails_enabled(get_settings()) and case.state == CaseState.CANCELED:
+        _closing_email(session, case, CANCELED, "subscription_canceled", now)
+
+
+def _closing_email(
+    session: Session, case: DunningCase, step: str, template: str, now: datetime
+) -> None:
+    due = hours.next_allowed(now, _time_zone(session, case), get_settings())
+    payload = {"kind": DUNNING, "case_id": case.id, "template": template, "step": step}
+    schedule_email(session, case_key(case.id, step), due, payload, case_id=case.id)
+
+
+def _time_zone(session: Session, case: DunningCase) -> str | None:
+    customer = session.get(Customer, case.customer_id) if case.customer_id else None
+    return customer.time_zone if customer else None

@@ -1,0 +1,149 @@
+"""The page's words, locales, money and what the browser may load; no server needed."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from markupsafe import escape
+
+from dunning.links import pages
+from dunning.links.messages import INTERVALS, MESSAGES, interval_text
+from dunning.links.service import Card, CaseView
+from dunning.settings import Settings
+
+BRAND = pages.Brand("Acme Cloud", "#635bff", "support@example.com")
+KINDS = ("invalid", "expired", "closed", "paid", "limited", "unavailable")
+
+
+def _view(**overrides: object) -> CaseView:
+    values: dict[str, object] = {
+        "case_id": 1,
+        "customer_id": "cus_1",
+        "subscription_id": "sub_1",
+        "amount": 4900,
+        "currency": "usd",
+        "locale": None,
+        "plan_name": "Pro",
+        "interval": "month",
+        "interval_count": 1,
+        "card": Card("visa", "0341", 12, 2031),
+        "card_failed": True,
+    }
+    values.update(overrides)
+    return CaseView(**values)  # type: ignore[arg-type]
+
+
+def _pay(view: CaseView, locale: str, result: str | None = None) -> pages.Rendered:
+    return pages.render_pay(
+        view,
+        locale=locale,
+        brand=BRAND,
+        client_secret="seti_1_secret_x",
+        publishable_key="pk_test_x",
+        stripe_js_url=pages.STRIPE_JS_URL,
+        post_url="/pay/t/card",
+        result=result,
+    )
+
+
+def test_every_locale_has_every_message_and_interval() -> None:
+    for locale, messages in MESSAGES.items():
+        assert messages.keys() == MESSAGES["en"].keys(), locale
+        assert INTERVALS[locale].keys() == INTERVALS["en"].keys(), locale
+
+
+@pytest.mark.parametrize("locale", list(MESSAGES))
+@pytest.mark.parametrize("kind", KINDS)
+def test_message_pages_render_in_every_locale(kind: str, locale: str) -> None:
+    rendered = pages.render_message(kind, locale, BRAND, retry_url="/pay/x")
+    assert str(escape(MESSAGES[locale][f"{kind}_title"])) in rendered.html
+    assert "<script" not in rendered.html
+    assert "default-src 'none'" in rendered.csp and "script-src" not in rendered.csp
+
+
+@pytest.mark.parametrize(
+    ("locale", "amount", "words"),
+    [
+        ("en", "$49.00", "Save card and pay $49.00"),
+        ("es", "49,00\xa0US$", "Guardar tarjeta y pagar"),
+        ("zh_CN", "US$49.00", "保存银行卡并支付"),
+    ],
+)
+def test_the_page_speaks_the_customers_language(locale: str, amount: str, words: str) -> None:
+    html = _pay(_view(locale=locale), locale).html
+    assert amount in html and words in html
+    assert f'data-locale="{ {"en": "en", "es": "es", "zh_CN": "zh"}[locale] }"' in html
+
+
+def test_card_plan_and_notice() -> None:
+    html = _pay(_view(), "en", result="declined").html
+    assert "Visa ending in 0341 · Expires 12/31" in html
+    assert "Pro · per month" in html
+    assert "That card was declined" in html
+    assert "didn&#39;t go through" in html  # the failed card is flagged
+    assert "<script" in html and 'nonce="' in html
+
+
+def test_unknown_results_and_missing_cards_are_harmless() -> None:
+    html = _pay(_view(card=None, card_failed=False), "en", result="<script>").html
+    assert "No card on file." in html and "&lt;script&gt;" not in html
+    yearly = _pay(_view(interval="year", interval_count=2, currency="jpy", amount=5000), "en")
+    assert "every 2 years" in yearly.html and "¥5,000" in yearly.html
+
+
+def test_interval_words() -> None:
+    assert interval_text("es", "month", 3) == "cada 3 meses"
+    assert interval_text("zh_CN", "year", 1) == "每年"
+    assert interval_text("en", None, None) == ""
+
+
+@pytest.mark.parametrize(
+    ("header", "locale"),
+    [
+        (None, "en"),
+        ("es-MX,es;q=0.9,en;q=0.8", "es"),
+        ("fr-FR,fr;q=0.9,zh-CN;q=0.8", "zh_CN"),
+        ("en-GB,es;q=0.5", "en"),
+        ("de;q=1,es;q=0", "en"),
+        ("zh-TW", "en"),
+        ("garbage;;q=x", "en"),
+    ],
+)
+def test_error_pages_follow_the_browsers_language(header: str | None, locale: str) -> None:
+    assert pages.locale_from_header(header) == locale
+
+
+def test_csp_allows_only_stripe_js() -> None:
+    csp = pages.page_csp(pages.STRIPE_JS_URL, "n0nce")
+    assert "script-src 'nonce-n0nce' https://js.stripe.com" in csp
+    assert "connect-src 'self' https://api.stripe.com" in csp
+    assert "frame-ancestors 'none'" in csp
+    local = pages.page_csp("http://127.0.0.1:8420/js.stripe.com/v3/", "n")
+    assert "script-src 'nonce-n' http://127.0.0.1:8420;" in local
+
+
+def test_stripe_js_and_key_defaults() -> None:
+    assert pages.stripe_js_url(Settings()) == pages.STRIPE_JS_URL
+    assert pages.publishable_key(Settings()) is None
+    sandbox = Settings(stripe_api_key="sk_test_demo", stripe_api_base="http://127.0.0.1:8420")
+    assert pages.stripe_js_url(sandbox) == "http://127.0.0.1:8420/js.stripe.com/v3/"
+    assert pages.publishable_key(sandbox) == "pk_test_sandbox"
+    remote = Settings(stripe_api_key="sk_test_x", stripe_api_base="https://stripe-proxy.internal")
+    assert pages.stripe_js_url(remote) == pages.STRIPE_JS_URL
+    assert pages.publishable_key(remote) is None
+    chosen = Settings(stripe_js_url="https://js.example/v3/", stripe_publishable_key="pk_test_1")
+    assert pages.stripe_js_url(chosen) == "https://js.example/v3/"
+    assert pages.publishable_key(chosen) == "pk_test_1"
+
+
+def test_brand_colour_cannot_inject_css() -> None:
+    assert pages.brand(Settings(brand_color="#0a0")).color == "#0a0"
+    assert pages.brand(Settings(brand_color="red;}</style>")).color == "#0b5cad"
+
+
+def test_expiry_text_is_two_digit_year() -> None:
+    html = _pay(
+        _view(card=Card("mastercard", "4444", 3, datetime(2030, 1, 1, tzinfo=UTC).year)), "en"
+    )
+    assert "Mastercard ending in 4444 · Expires 03/30" in html.html

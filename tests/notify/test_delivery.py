@@ -1,0 +1,187 @@
+"""Delivery of one email action against Postgres and a real SMTP server: the outcomes
+that are not the happy path (worker died mid-send, outside hours, no address, no
+configuration), and the HTTP provider sender against a local HTTP server."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from dunning.db import session_scope
+from dunning.ledger.models import Customer, Subscription
+from dunning.notify import delivery
+from dunning.notify.senders import (
+    HttpSender,
+    OutgoingEmail,
+    PermanentSendError,
+    TransientSendError,
+)
+from dunning.notify.sequence import RENEWAL, schedule_email
+from dunning.scheduler import sweeper
+from tests.notify.smtp_server import Catcher, environment, smtp
+from tests.support.ledger import rows
+
+__all__ = ["smtp"]  # the fixture
+
+NOON_UTC = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)  # 13:00 in Paris, 21:00 in Tokyo
+KEY = "renewal:sub_d:2026-03-05:3"
+
+
+def _reminder(time_zone: str = "Europe/Paris", email: str | None = "d@example.com") -> int:
+    with session_scope() as session:
+        session.add(Customer(id="cus_d", email=email, name="Dee", time_zone=time_zone))
+        session.add(
+            Subscription(
+                id="sub_d", customer_id="cus_d", status="active", plan_name="Pro", interval="year",
+                amount=49000, currency="eur", current_period_end=NOON_UTC + timedelta(days=3),
+            )
+        )  # fmt: skip
+        payload = {
+            "kind": RENEWAL,
+            "template": "renewal_reminder",
+            "subscription_id": "sub_d",
+            "customer_id": "cus_d",
+            "renewal_date": "2026-03-05",
+            "days": 3,
+        }
+        schedule_email(session, KEY, NOON_UTC, payload)
+    with session_scope() as session:
+        [(action_id, _)] = sweeper.claim(session, NOON_UTC, 10)
+    return action_id
+
+
+def _action() -> dict[str, Any]:
+    [action] = rows(
+        "SELECT status, due_at, attempts, started_attempt, result FROM scheduled_actions"
+        " WHERE dedupe_key = :k",
+        k=KEY,
+    )
+    return action
+
+
+def _notification() -> dict[str, Any]:
+    [row] = rows(
+        "SELECT status, error, attempts, details FROM notifications WHERE dedupe_key = :k", k=KEY
+    )
+    return row
+
+
+def test_a_send_whose_outcome_is_unknown_is_resent_once_with_the_same_message_id(
+    clean_db: None, smtp: Catcher
+) -> None:
+    action_id = _reminder()
+    # A worker claims the row, marks the action running... and dies before the send.
+    claimed = delivery._claim(action_id, 1, NOON_UTC, _settings())
+    assert not isinstance(claimed, str)
+    _, email = claimed
+    smtp_sender = delivery.sender_from_settings(_settings())
+    smtp_sender.send(email)  # ...or right after it: the outcome is unknown to us
+    assert _action()["status"] == "running" and _notification()["status"] == "claimed"
+
+    later = NOON_UTC + sweeper.LEASE + timedelta(seconds=1)
+    with session_scope() as session:
+        [(again, dispatch)] = sweeper.claim(session, later, 10)
+    assert (again, dispatch) == (action_id, 2)
+    assert delivery.run_email_action(action_id, dispatch, later) == "sent"
+    first, second = smtp.wait_for(2)
+    assert first["Message-ID"] == second["Message-ID"]  # one message to mail systems
+    notification = _notification()
+    assert notification["status"] == "sent"
+    assert notification["details"]["unknown_outcome_resends"] == 1
+    # Sent is final: yet another dispatch mails nothing.
+    assert delivery.run_email_action(action_id, dispatch, later) == "skipped: not leased"
+    assert len(smtp.messages) == 2
+
+
+def test_outside_allowed_hours_the_email_waits_for_the_morning(
+    clean_db: None, smtp: Catcher
+) -> None:
+    action_id = _reminder(time_zone="Asia/Tokyo")
+    outcome = delivery.run_email_action(action_id, 1, NOON_UTC)
+    assert outcome == "rescheduled: outside allowed hours"
+    action = _action()
+    assert action["status"] == "pending"
+    assert action["due_at"] == datetime(2026, 3, 2, 23, 0, tzinfo=UTC)  # 08:00 in Tokyo
+    assert smtp.messages == [] and rows("SELECT id FROM notifications") == []
+
+
+def test_a_customer_without_an_address_is_recorded_as_failed(clean_db: None, smtp: Catcher) -> None:
+    action_id = _reminder(email=None)
+    assert delivery.run_email_action(action_id, 1, NOON_UTC).startswith("failed:")
+    notification = _notification()
+    assert notification["status"] == "failed" and "no email address" in notification["error"]
+    assert _action()["status"] == "failed"
+
+
+def test_missing_mail_settings_fail_the_email_with_a_clear_error(
+    clean_db: None, smtp: Catcher
+) -> None:
+    action_id = _reminder()
+    with environment(DUNNING_SMTP_HOST=""):
+        assert delivery.run_email_action(action_id, 1, NOON_UTC).startswith("failed:")
+    assert "DUNNING_SMTP_HOST" in _notification()["error"]
+    assert smtp.messages == []
+
+
+def _settings() -> Any:
+    from dunning.settings import get_settings
+
+    return get_settings()
+
+
+class _Provider(BaseHTTPRequestHandler):
+    """A stand-in email provider: answers by the recipient's local part."""
+
+    received: list[dict[str, Any]] = []
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.received.append({"headers": dict(self.headers), "body": body})
+        status = {"busy": 429, "down": 503, "bad": 422}.get(body["to"][0].split("@")[0], 200)
+        payload = json.dumps({"id": "msg_123"} if status == 200 else {"error": "no"}).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args: object) -> None:
+        return
+
+
+@pytest.fixture
+def provider() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Provider)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+
+
+def _outgoing(to: str) -> OutgoingEmail:
+    return OutgoingEmail(
+        to=to, sender="billing@acme.example", subject="Hi", text="text", html="<p>html</p>",
+        message_id="<dunning.1.abc@acme.example>",
+    )  # fmt: skip
+
+
+def test_http_provider_sender(provider: str) -> None:
+    sender = HttpSender(provider, "tok_secret")
+    assert sender.send(_outgoing("ok@example.com")) == "msg_123"
+    request = _Provider.received[-1]
+    assert request["headers"]["Authorization"] == "Bearer tok_secret"
+    assert request["headers"]["Idempotency-Key"] == "dunning.1.abc@acme.example"
+    assert request["body"]["text"] == "text" and request["body"]["html"] == "<p>html</p>"
+    for to in ("busy@example.com", "down@example.com"):
+        with pytest.raises(TransientSendError):
+            sender.send(_outgoing(to))
+    with pytest.raises(PermanentSendError):
+        sender.send(_outgoing("bad@example.com"))
+    with pytest.raises(TransientSendError):  # nothing listens there
+        HttpSender("http://127.0.0.1:9", "t", timeout=1).send(_outgoing("ok@example.com"))

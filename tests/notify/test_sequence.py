@@ -1,0 +1,78 @@
+"""Planning a case's emails from the engine's decisions, against Postgres."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+from dunning.cases import ops
+from dunning.db import session_scope
+from tests.cases.test_case_api import _case, _fail
+from tests.notify.smtp_server import Catcher, smtp
+from tests.support.ledger import rows
+
+__all__ = ["smtp"]  # the fixture
+
+
+def _emails(case_id: object) -> dict[str, str]:
+    return {
+        str(r["dedupe_key"]).rsplit(":", 1)[1]: str(r["status"])
+        for r in rows(
+            "SELECT dedupe_key, status FROM scheduled_actions"
+            " WHERE case_id = :c AND kind = 'send_email'",
+            c=case_id,
+        )
+    }
+
+
+def test_an_authentication_decline_asks_for_action_instead_of_the_first_notice(
+    clean_db: None, smtp: Catcher
+) -> None:
+    _fail("in_auth", created=int(time.time()), reason="authentication_required")
+    case = _case("in_auth")
+    assert _emails(case["id"]) == {
+        "action_required": "pending",  # supersedes the day-0 notice: one email, not two
+        "1": "pending",
+        "2": "pending",
+        "final": "pending",
+    }
+    [payload] = rows(
+        "SELECT payload FROM scheduled_actions WHERE dedupe_key = :k",
+        k=f"case:{case['id']}:email:2",
+    )
+    # The default policy names a template that does not exist: the reminder stands in.
+    assert payload["payload"]["template"] == "payment_reminder"
+
+    with session_scope() as session:
+        ops.pause(session, case["id"], "tests")
+    assert set(_emails(case["id"]).values()) == {"canceled"}
+    with session_scope() as session:
+        ops.resume(session, case["id"], "tests", datetime.now(UTC))
+    assert set(_emails(case["id"]).values()) == {"pending"}
+
+
+def test_no_emails_are_planned_without_a_way_to_send_them(clean_db: None) -> None:
+    _fail("in_quiet", created=int(time.time()))
+    assert _emails(_case("in_quiet")["id"]) == {}
+
+
+def test_a_case_the_end_action_canceled_gets_the_cancellation_email(
+    clean_db: None, smtp: Catcher
+) -> None:
+    from dunning.cases.models import DunningCase
+    from dunning.notify import sequence
+
+    _fail("in_end", created=int(time.time()))
+    case_id = _case("in_end")["id"]
+    with session_scope() as session:
+        case = session.get(DunningCase, case_id)
+        assert case is not None
+        case.state, case.closed_at = "canceled", datetime.now(UTC)
+        session.flush()
+        from dunning.cases import planner
+
+        planner.cancel_pending(session, case_id)  # what closing the case does
+        sequence.on_end_action(session, case, datetime.now(UTC))
+    emails = _emails(case_id)
+    assert emails.pop("canceled") == "pending"
+    assert set(emails.values()) == {"canceled"}

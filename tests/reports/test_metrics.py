@@ -1,0 +1,264 @@
+"""Each metric on the hand-built ledger of ``tests.reports.ledger``, answers worked out here."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from datetime import date
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection
+
+from dunning.db import get_engine
+from dunning.reports import metrics
+from dunning.reports.schemas import Filters
+from dunning.reports.stats import wilson_interval
+from tests.reports.ledger import at, insert_ledger
+
+OCTOBER = Filters(start=date(2026, 10, 1), end=date(2026, 11, 1))
+
+
+@pytest.fixture
+def conn(clean_db: None) -> Iterator[Connection]:
+    """The ledger, inserted in a transaction that is rolled back after the test."""
+    with get_engine().connect() as connection:
+        insert_ledger(connection)
+        yield connection
+        connection.rollback()
+
+
+def _by(rows: list[Any], *keys: str) -> dict[Any, Any]:
+    return {tuple(getattr(r, k) for k in keys) if len(keys) > 1 else getattr(r, keys[0]): r
+            for r in rows}  # fmt: skip
+
+
+def test_headline_per_currency(conn: Connection) -> None:
+    rows = _by(metrics.headline(conn, OCTOBER), "currency")
+    assert set(rows) == {"usd", "eur"}  # never added together
+    usd = rows["usd"]
+    # Failure rate: 9 renewal cases (c1-c8, c15; c9 is a one-off invoice) + 2 renewals paid
+    # first time (in_p1, in_p2; not in_p3 first invoice, in_p4 September, in_p5 nothing due).
+    assert (usd.renewals_failed, usd.renewals_attempted) == (9, 11)
+    assert usd.failure_rate == 9 / 11
+    # Cohort: c1-c9 and c15; c6 open; recovered c1, c2, c3, c4, c7 (c7 reopened: once).
+    assert (usd.cases_opened, usd.cases_closed, usd.cases_open) == (10, 9, 1)
+    assert usd.cases_recovered == 5
+    assert usd.recovery_rate == 5 / 9
+    failed = 1000 + 2000 + 3000 + 4000 + 5000 + 6000 + 7000 + 120000 + 900 + 1100
+    assert usd.failed_amount == failed == 150000
+    assert usd.closed_failed_amount == failed - 6000
+    assert usd.recovered_amount == 1000 + 2000 + 3000 + 4000 + 7000
+    assert usd.recovery_rate_amount == 17000 / 144000
+    # Hours to recovery 24, 48, 96, 132, 240: median 96; p90 at rank 3.6 = 132 + .6 * 108.
+    assert usd.median_hours_to_recovery == pytest.approx(96)
+    assert usd.p90_hours_to_recovery == pytest.approx(196.8)
+    # Churn: sub_5, sub_8 (cases c5, c8) and sub_14 (c14 opened in Sept, canceled Oct 10);
+    # not sub_15 (the customer canceled). Active on Oct 1: sub_1-8, 12, 13, 14, 15.
+    assert (usd.churned_subscriptions, usd.active_subscriptions_at_start) == (3, 12)
+    assert usd.involuntary_churn_rate == 3 / 12
+    assert usd.churned_mrr == 5000 + 120000 // 12 + 3000
+
+    eur = rows["eur"]
+    assert (eur.renewals_failed, eur.renewals_attempted, eur.failure_rate) == (2, 3, 2 / 3)
+    assert (eur.cases_opened, eur.cases_closed, eur.cases_recovered) == (2, 2, 1)
+    assert (eur.failed_amount, eur.recovered_amount, eur.recovery_rate_amount) == (
+        4000,
+        1500,
+        1500 / 4000,
+    )
+    assert eur.median_hours_to_recovery == pytest.approx(24)
+    assert (eur.churned_subscriptions, eur.active_subscriptions_at_start) == (0, 2)
+    assert eur.involuntary_churn_rate == 0
+
+
+def test_currency_and_segment_filters(conn: Connection) -> None:
+    [eur] = metrics.headline(conn, OCTOBER.model_copy(update={"currency": "eur"}))
+    assert (eur.currency, eur.cases_opened) == ("eur", 2)
+    smb = _by(metrics.headline(conn, OCTOBER.model_copy(update={"segment": "smb"})), "currency")
+    # smb = cus_a (c1, c2, c5, c7, c15) and cus_e (c10, c11).
+    assert (smb["usd"].cases_opened, smb["usd"].cases_recovered) == (5, 3)
+    assert smb["usd"].renewals_attempted == 5 + 2  # in_p1 and in_p2 are cus_a's
+    assert smb["eur"].cases_opened == 2
+    # cus_a's subscriptions active on Oct 1: sub_1, 2, 5, 7, 12, 13, 14, 15.
+    assert (smb["usd"].churned_subscriptions, smb["usd"].active_subscriptions_at_start) == (2, 8)
+
+
+def test_recovered_revenue_by_channel(conn: Connection) -> None:
+    rows = _by(metrics.recovered_by_channel(conn, OCTOBER), "currency", "channel")
+    usd = {ch: (rows["usd", ch].cases, rows["usd", ch].amount) for ch in metrics.CHANNELS}
+    assert usd == {
+        "retry": (2, 1000 + 7000),
+        "processor": (1, 2000),
+        "customer": (1, 3000),
+        "card_updater": (1, 4000),
+    }
+    assert rows["usd", "retry"].share == 8000 / 17000
+    assert (rows["eur", "customer"].amount, rows["eur", "customer"].share) == (1500, 1.0)
+    assert (rows["eur", "retry"].amount, rows["eur", "retry"].share) == (0, 0.0)
+
+
+def test_time_to_recovery_and_days(conn: Connection) -> None:
+    ttr = _by(metrics.time_to_recovery(conn, OCTOBER), "currency")
+    assert ttr["usd"].recovered == 5
+    assert ttr["usd"].median_hours == pytest.approx(96)
+    days = [(d.currency, d.day, d.cases, d.amount) for d in metrics.recovery_days(conn, OCTOBER)]
+    assert days == [
+        ("eur", 1, 1, 1500),
+        ("usd", 1, 1, 1000),
+        ("usd", 2, 1, 2000),
+        ("usd", 4, 1, 3000),
+        ("usd", 5, 1, 7000),  # c7: 132 h = 5.5 days
+        ("usd", 10, 1, 4000),
+    ]
+
+
+def test_monthly_cohorts(conn: Connection) -> None:
+    autumn = Filters(start=date(2026, 9, 1), end=date(2026, 12, 1), currency="usd")
+    rows = _by(metrics.monthly(conn, autumn), "month")
+    sept, octo, nov = rows[date(2026, 9, 1)], rows[date(2026, 10, 1)], rows[date(2026, 11, 1)]
+    assert (sept.cases_opened, sept.cases_closed, sept.cases_recovered) == (2, 2, 1)
+    assert (sept.failed_amount, sept.recovered_amount) == (4200, 1200)
+    assert sept.recovery_rate_amount == 1200 / 4200
+    assert (octo.cases_opened, octo.recovery_rate, octo.recovered_amount) == (10, 5 / 9, 17000)
+    assert (nov.cases_opened, nov.cases_closed, nov.recovery_rate) == (1, 0, None)
+
+
+def _counts(rows: list[Any], currency: str = "usd") -> dict[str, tuple[int, int, int]]:
+    return {
+        r.value: (r.cases_opened, r.cases_closed, r.cases_recovered)
+        for r in rows
+        if r.currency == currency
+    }
+
+
+def test_breakdown_by_decline_class_uses_the_latest_decision(conn: Connection) -> None:
+    rows = metrics.breakdown(conn, OCTOBER, "decline_class")
+    assert _counts(rows) == {
+        "insufficient_funds": (4, 3, 2),  # c1, c6 (open), c7 (latest with a class), c9
+        "hard": (2, 2, 1),  # c2 (temporary, then hard), c5
+        "card_data": (2, 2, 2),  # c3, c4
+        "temporary": (1, 1, 0),  # c8
+        "unknown": (1, 1, 0),  # c15: no decision
+    }
+    assert sum(r.cases_opened for r in rows if r.currency == "usd") == 10  # c7 once
+    hard = next(r for r in rows if r.value == "hard")
+    assert (hard.failed_amount, hard.recovered_amount, hard.recovery_rate) == (7000, 2000, 0.5)
+
+
+def test_breakdown_by_decline_code_and_brand_use_the_first_failure(conn: Connection) -> None:
+    codes = _counts(metrics.breakdown(conn, OCTOBER, "decline_code"))
+    assert codes == {
+        "insufficient_funds": (4, 3, 2),
+        "expired_card": (2, 2, 2),
+        "do_not_honor": (1, 1, 1),
+        "stolen_card": (1, 1, 0),
+        "generic_decline": (1, 1, 0),
+        "card_declined": (1, 1, 0),  # c15: no decline code, its failure code
+    }
+    brands = _counts(metrics.breakdown(conn, OCTOBER, "card_brand"))
+    assert brands == {
+        "visa": (6, 6, 3),  # c1, c2, c5, c7 (first failure on visa), c8, c9
+        "mastercard": (3, 2, 2),
+        "unknown": (1, 1, 0),
+    }
+
+
+def test_breakdown_by_plan_segment_and_policy(conn: Connection) -> None:
+    assert _counts(metrics.breakdown(conn, OCTOBER, "plan")) == {
+        "Basic": (4, 4, 3),  # c1, c2, c7, c15
+        "Pro": (4, 3, 2),  # c3, c4, c5, c6
+        "Pro yearly": (1, 1, 0),
+        "unknown": (1, 1, 0),  # c9 has no subscription
+    }
+    assert _counts(metrics.breakdown(conn, OCTOBER, "segment")) == {
+        "smb": (5, 5, 3),
+        "enterprise": (4, 3, 2),
+        "unknown": (1, 1, 0),
+    }
+    policy = metrics.breakdown(conn, OCTOBER, "policy")
+    assert _counts(policy) == {"default v1": (6, 6, 3), "paydays v1": (4, 3, 2)}
+    assert _counts(policy, "eur") == {"default v1": (1, 1, 1), "paydays v1": (1, 1, 0)}
+
+
+def test_ab_arms_with_wilson_intervals(conn: Connection) -> None:
+    arms = _by(metrics.ab_arms(conn, OCTOBER), "policy")
+    a, b = arms["default v1"], arms["paydays v1"]
+    # Arm A: c1, c3, c5, c7, c9, c15 (usd) and c10 (eur): 7 closed, 4 recovered.
+    assert (a.status, a.cases_opened, a.n, a.recovered, a.recovery_rate) == (
+        "active",
+        7,
+        7,
+        4,
+        4 / 7,
+    )
+    # Arm B: c2, c4, c6 (open), c8 and c11 (eur): 4 closed, 2 recovered.
+    assert (b.status, b.cases_opened, b.n, b.recovered, b.recovery_rate) == (
+        "split",
+        5,
+        4,
+        2,
+        0.5,
+    )
+    # Wilson 95 % for 2/4: centre 0.5, half-width 1.96 * sqrt(1/16 + 1.96²/64) / (1 + 1.96²/4).
+    z = 1.959963984540054
+    half = z * math.sqrt(0.25 / 4 + z * z / 64) / (1 + z * z / 4)
+    assert b.ci_low == pytest.approx(0.5 - half) and b.ci_high == pytest.approx(0.5 + half)
+    assert (round(b.ci_low, 4), round(b.ci_high, 4)) == (0.15, 0.85)
+    assert a.ci_low is not None and a.ci_high is not None
+    assert a.ci_low < 4 / 7 < a.ci_high
+
+
+def test_wilson_interval_known_values() -> None:
+    assert wilson_interval(0, 0) is None
+    low, high = wilson_interval(0, 10) or (None, None)
+    assert low == 0 and high == pytest.approx(0.2775, abs=1e-4)
+    low, high = wilson_interval(81, 263) or (None, None)  # a textbook example
+    assert (round(low, 4), round(high, 4)) == (0.2553, 0.3662)
+
+
+def test_email_funnel(conn: Connection) -> None:
+    rows = [(r.step, r.template, r.sent, r.link_opened, r.card_updated, r.paid)
+            for r in metrics.funnel(conn, OCTOBER)]  # fmt: skip
+    assert rows == [
+        # sent: c3, c4, c6, c5, c7 (c1's was never sent; c12 is outside the cohort);
+        # opened: c3, c4 (twice, one email), c7 (card updated through it); updated: c3, c7;
+        # paid: both recovered.
+        (1, "payment_failed", 5, 3, 2, 2),
+        (2, "payment_reminder", 1, 1, 1, 0),  # c6 updated its card, still open
+        (None, "final_notice", 1, 0, 0, 0),  # c5; its "recovered" email is no step
+    ]
+
+
+def test_churn_table(conn: Connection) -> None:
+    rows = _by(metrics.churn(conn, OCTOBER), "currency")
+    usd = rows["usd"]
+    assert (usd.active_at_start, usd.churned, usd.churn_rate) == (12, 3, 3 / 12)
+    mrr = 1000 + 2000 + 3000 + 4000 + 5000 + 6000 + 7000 + 10000 + 1200 + 1300 + 3000 + 1100
+    assert (usd.mrr_at_start, usd.churned_mrr) == (mrr, 18000)
+    assert usd.mrr_churn_rate == 18000 / mrr
+    assert (rows["eur"].active_at_start, rows["eur"].mrr_at_start) == (2, 4000)
+
+
+def test_at_risk_renewals(conn: Connection) -> None:
+    as_of = at(11, 1)
+    rows = metrics.at_risk(conn, OCTOBER, as_of)
+    # sub_10 (EUR, card through Oct 2026, renews Nov 5) and sub_2 (its own card pm_old,
+    # through Oct, renews Nov 10, upcoming invoice 21.00). Not sub_1 (card through Nov 30),
+    # sub_3 (card 2030), sub_6 (cancels at period end), sub_7 (renews after 30 days).
+    assert [(r.subscription_id, r.amount, r.currency, r.card_expires) for r in rows] == [
+        ("sub_10", 1500, "eur", "2026-10"),
+        ("sub_2", 2100, "usd", "2026-10"),
+    ]
+    summary = {(r.currency, r.subscriptions, r.amount) for r in
+               metrics.at_risk_summary(conn, OCTOBER, as_of)}  # fmt: skip
+    assert summary == {("eur", 1, 1500), ("usd", 1, 2100)}
+    usd_only = OCTOBER.model_copy(update={"currency": "usd"})
+    assert [r.subscription_id for r in metrics.at_risk(conn, usd_only, as_of)] == ["sub_2"]
+
+
+def test_an_empty_period_reports_nothing(conn: Connection) -> None:
+    empty = Filters(start=date(2020, 1, 1), end=date(2020, 2, 1))
+    assert metrics.recovered_by_channel(conn, empty) == []
+    assert metrics.funnel(conn, empty) == []
+    assert all(r.cases_opened == 0 for r in metrics.headline(conn, empty))
