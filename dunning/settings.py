@@ -60,7 +60,6 @@ class Settings(BaseSettings):
     renewal_reminders: dict[str, list[int]] = Field(default_factory=lambda: {"year": [7, 3, 2]})
     card_expiring_days: Annotated[list[int], NoDecode] = Field(default_factory=lambda: [30, 7])
     email_scan_interval_seconds: int = Field(default=900, ge=10)
-    billing_url: str | None = None  # card update for emails without a case (renewal, expiry)
     # Self-serve card-update links (dunning/links). The secret must be set with a live key.
     link_secret: SecretStr | None = Field(default=None, validate_default=True)
     link_ttl_days: int = Field(default=14, ge=1, le=365)

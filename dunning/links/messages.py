@@ -58,6 +58,18 @@ MESSAGES: dict[str, dict[str, str]] = {
         "unavailable_body": "We couldn't reach our payment processor. Nothing was charged. "
         "Please try again in a few minutes.",
         "try_again": "Try again",
+        # The renewal page (a customer link, no case): nothing is due, nothing is charged.
+        "renewal_heading": "Check your card before your renewal",
+        "renewal_intro": "Your subscription renews soon. Make sure the card on file is up to "
+        "date, or add a new one.",
+        "next_renewal": "Next renewal",
+        "renews_on": "Renews on {date}",
+        "card_expires_before_renewal": "This card expires before your renewal. Add a new card "
+        "so your subscription continues without interruption.",
+        "save_card": "Save card",
+        "no_charge": "Nothing is charged now.",
+        "result_saved": "Your new card is saved. We'll use it for your next renewal.",
+        "saved_title": "Your card is saved",
     },
     "es": {
         "page_title": "Actualiza tu tarjeta",
@@ -102,6 +114,17 @@ MESSAGES: dict[str, dict[str, str]] = {
         "unavailable_body": "No pudimos conectar con nuestro procesador de pagos. No se ha "
         "cobrado nada. Vuelve a intentarlo en unos minutos.",
         "try_again": "Volver a intentarlo",
+        "renewal_heading": "Revisa tu tarjeta antes de la renovación",
+        "renewal_intro": "Tu suscripción se renueva pronto. Comprueba que la tarjeta registrada "
+        "esté al día o añade una nueva.",
+        "next_renewal": "Próxima renovación",
+        "renews_on": "Se renueva el {date}",
+        "card_expires_before_renewal": "Esta tarjeta caduca antes de la renovación. Añade una "
+        "tarjeta nueva para que tu suscripción continúe sin interrupciones.",
+        "save_card": "Guardar tarjeta",
+        "no_charge": "No se te cobrará nada ahora.",
+        "result_saved": "Tu tarjeta nueva está guardada. La usaremos en tu próxima renovación.",
+        "saved_title": "Tu tarjeta está guardada",
     },
     "zh_CN": {
         "page_title": "更新您的银行卡",
@@ -139,6 +162,15 @@ MESSAGES: dict[str, dict[str, str]] = {
         "unavailable_title": "请稍后再试",
         "unavailable_body": "暂时无法连接我们的支付服务商，未产生任何扣款。请几分钟后再试。",
         "try_again": "重试",
+        "renewal_heading": "续订前请确认您的银行卡",
+        "renewal_intro": "您的订阅即将续订。请确认已保存的银行卡信息是最新的，或添加一张新卡。",
+        "next_renewal": "下次续订",
+        "renews_on": "续订日期：{date}",
+        "card_expires_before_renewal": "此卡将在续订前到期。请添加一张新卡，以免订阅中断。",
+        "save_card": "保存银行卡",
+        "no_charge": "现在不会扣款。",
+        "result_saved": "您的新银行卡已保存，下次续订时将使用此卡。",
+        "saved_title": "您的银行卡已保存",
     },
 }
 

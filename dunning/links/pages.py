@@ -14,11 +14,18 @@ from dataclasses import dataclass
 from functools import cache
 from urllib.parse import urlsplit
 
+from babel import Locale
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from dunning.links.customer import RenewalView
 from dunning.links.messages import HTML_LANG, MESSAGES, STRIPE_JS_LOCALES, interval_text
-from dunning.links.service import CaseView
-from dunning.notify.formatting import card_brand_name, format_money, resolve_locale
+from dunning.links.service import Card, CaseView
+from dunning.notify.formatting import (
+    card_brand_name,
+    format_local_date,
+    format_money,
+    resolve_locale,
+)
 from dunning.settings import Settings
 
 STRIPE_JS_URL = "https://js.stripe.com/v3/"
@@ -31,6 +38,11 @@ NOTICES = {
     "not_saved": ("result_not_saved", "bad"),
     "pending": ("result_pending", "info"),
     "unchanged": ("result_unchanged", "info"),
+}
+# The renewal page (a customer link without a case) saves cards and charges nothing.
+RENEWAL_NOTICES = {
+    "saved": ("result_saved", "ok"),
+    "not_saved": ("result_not_saved", "bad"),
 }
 
 
@@ -174,6 +186,11 @@ def render_outcome(outcome: str, locale: str, brand: Brand, retry_url: str) -> R
     if outcome == "paid":
         return render_message("paid", locale, brand)
     t = MESSAGES.get(locale, MESSAGES["en"])
+    if outcome == "saved":
+        html = _render(
+            "message.html", locale, brand, title=t["saved_title"], body=t["result_saved"]
+        )
+        return Rendered(html, MESSAGE_CSP)
     key, _ = NOTICES.get(outcome, NOTICES["failed"])
     html = _render(
         "message.html", locale, brand, title=t["heading"], body=t[key], retry_url=retry_url
@@ -181,8 +198,7 @@ def render_outcome(outcome: str, locale: str, brand: Brand, retry_url: str) -> R
     return Rendered(html, MESSAGE_CSP)
 
 
-def _card_text(view: CaseView, t: dict[str, str]) -> str | None:
-    card = view.card
+def _card_text(card: Card | None, t: dict[str, str]) -> str | None:
     if card is None or not card.last4:
         return None
     text = t["card_ending"].format(brand=card_brand_name(card.brand) or "Card", last4=card.last4)
@@ -192,11 +208,18 @@ def _card_text(view: CaseView, t: dict[str, str]) -> str | None:
     return text
 
 
-def page_locale(view: CaseView, accept_language: str | None) -> str:
+def page_locale(view: CaseView | RenewalView, accept_language: str | None) -> str:
     """The customer's own locale when the ledger knows it, else the browser's."""
     if view.locale:
         return resolve_locale(view.locale).template_locale
     return locale_from_header(accept_language)
+
+
+def _money(amount: int, currency: str, fmt: Locale) -> str:
+    try:
+        return format_money(amount, currency, fmt)
+    except ValueError:
+        return f"{amount / 100:.2f} {currency.upper()}"
 
 
 def render_pay(
@@ -213,10 +236,7 @@ def render_pay(
     """The update page: what is due, the plan, the card on file, and the card form."""
     t = MESSAGES.get(locale, MESSAGES["en"])
     fmt = resolve_locale(view.locale or locale).format_locale
-    try:
-        amount = format_money(view.amount, view.currency, fmt)
-    except ValueError:
-        amount = f"{view.amount / 100:.2f} {view.currency.upper()}"
+    amount = _money(view.amount, view.currency, fmt)
     plan_parts = [view.plan_name or "", interval_text(locale, view.interval, view.interval_count)]
     notice_key, notice_kind = NOTICES.get(result or "", (None, ""))
     nonce = secrets.token_urlsafe(16)
@@ -226,8 +246,52 @@ def render_pay(
         brand,
         amount=amount,
         plan=" · ".join(p for p in plan_parts if p),
-        card=_card_text(view, t),
+        card=_card_text(view.card, t),
         card_failed=view.card_failed,
+        notice=t[notice_key] if notice_key else None,
+        notice_kind=notice_kind,
+        publishable_key=publishable_key,
+        client_secret=client_secret,
+        stripe_locale=STRIPE_JS_LOCALES.get(locale, "auto"),
+        stripe_js_url=stripe_js_url,
+        post_url=post_url,
+        nonce=nonce,
+    )
+    return Rendered(html, page_csp(stripe_js_url, nonce))
+
+
+def render_renewal(
+    view: RenewalView,
+    *,
+    locale: str,
+    brand: Brand,
+    client_secret: str,
+    publishable_key: str,
+    stripe_js_url: str,
+    post_url: str,
+    result: str | None,
+) -> Rendered:
+    """The renewal page: the next renewal's date and amount, the plan, the card on file
+    (flagged when it expires first), and the card form; saving charges nothing."""
+    t = MESSAGES.get(locale, MESSAGES["en"])
+    fmt = resolve_locale(view.locale or locale).format_locale
+    amount = (
+        _money(view.amount, view.currency, fmt)
+        if view.amount is not None and view.currency
+        else None
+    )
+    plan_parts = [view.plan_name or "", interval_text(locale, view.interval, view.interval_count)]
+    notice_key, notice_kind = RENEWAL_NOTICES.get(result or "", (None, ""))
+    nonce = secrets.token_urlsafe(16)
+    html = _render(
+        "renewal.html",
+        locale,
+        brand,
+        amount=amount,
+        renewal_date=format_local_date(view.renews_at, view.time_zone, fmt),
+        plan=" · ".join(p for p in plan_parts if p),
+        card=_card_text(view.card, t),
+        card_expires_before_renewal=view.card_expires_before_renewal,
         notice=t[notice_key] if notice_key else None,
         notice_kind=notice_kind,
         publishable_key=publishable_key,

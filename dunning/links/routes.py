@@ -5,6 +5,10 @@ customer to a Stripe Billing Portal session); ``POST /pay/<token>/card`` takes t
 SetupIntent that Stripe.js confirmed and answers with a redirect back to the page
 (post/redirect/get, so a reload never re-posts); ``GET /pay/<token>/done`` is where the
 portal returns. Every request is rate-limited per client IP and per token.
+
+A case link opens its case (pay now). A customer link opens the customer's open case
+the same way if there is one, else their next renewal (save a card, no charge); see
+``dunning.links.customer``.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from dunning.links import pages, ratelimit, service, tokens
+from dunning.links import customer, pages, ratelimit, service, tokens
+from dunning.links.customer import RenewalTarget
 from dunning.links.service import LinkRefused
 from dunning.processors.stripe_adapter import (
     ProcessorNotConfigured,
@@ -87,7 +92,7 @@ def _allowed(request: Request, token: str, bucket: str) -> bool:
     return True
 
 
-def _claims(token: str, request: Request) -> tokens.LinkClaims | HTMLResponse:
+def _claims(token: str, request: Request) -> tokens.Claims | HTMLResponse:
     try:
         return tokens.verify(token, _settings(request))
     except tokens.ExpiredLink:
@@ -97,29 +102,56 @@ def _claims(token: str, request: Request) -> tokens.LinkClaims | HTMLResponse:
         return _message("invalid", request)
 
 
+def _resolve(claims: tokens.Claims) -> tokens.LinkClaims | RenewalTarget:
+    """What the claims open now: a case (the link's own, or a customer link's open
+    case) or a renewal; ``LinkRefused`` when nothing."""
+    if isinstance(claims, tokens.CustomerLinkClaims):
+        return customer.resolve(claims)
+    return claims
+
+
+def _who(target: tokens.Claims | RenewalTarget) -> str:
+    if isinstance(target, tokens.LinkClaims):
+        return f"case {target.case_id}"
+    if isinstance(target, RenewalTarget):
+        return f"subscription {target.subscription_id}"
+    return f"customer link {target.customer_id}"
+
+
 @router.get("/pay/{token}", response_class=HTMLResponse)
 def pay_page(token: str, request: Request, result: str | None = None) -> Response:
-    """The update page for an open case, or a clear page saying why there is none."""
+    """The update page for an open case or a renewal, or a clear page saying why there
+    is none."""
     if not _allowed(request, token, "view"):
         return _message("limited", request)
     claims = _claims(token, request)
     if isinstance(claims, HTMLResponse):
         return claims
+    if result == service.Outcome.PAID and isinstance(claims, tokens.CustomerLinkClaims):
+        return _message("paid", request)  # its customer's open case, paid just now
     settings = _settings(request)
+    target: tokens.LinkClaims | RenewalTarget | None = None
     try:
+        target = _resolve(claims)
         adapter = StripeAdapter.from_settings(settings)
         if settings.update_mode == "portal":
             done = f"{settings.public_base}/pay/{token}/done"
-            return RedirectResponse(service.start_portal(claims, adapter, done), status_code=303)
+            if isinstance(target, RenewalTarget):
+                url = customer.start_portal(target, adapter, done)
+            else:
+                url = service.start_portal(target, adapter, done)
+            return RedirectResponse(url, status_code=303)
         key = pages.publishable_key(settings)
         if key is None:
             raise ProcessorNotConfigured("DUNNING_STRIPE_PUBLISHABLE_KEY is not set")
-        view = service.view_case(claims, adapter)
-        client_secret = service.start_update(claims, adapter)
+        if isinstance(target, RenewalTarget):
+            return _renewal_page(token, request, target, adapter, key, result)
+        view = service.view_case(target, adapter)
+        client_secret = service.start_update(target, adapter)
     except LinkRefused as refused:
         return _message(refused.reason, request)
     except _UNAVAILABLE:
-        log.exception("pay page unavailable for case %s", claims.case_id)
+        log.exception("pay page unavailable for %s", _who(target or claims))
         return _message("unavailable", request, 503, retry=f"/pay/{token}")
     rendered = pages.render_pay(
         view,
@@ -134,9 +166,34 @@ def pay_page(token: str, request: Request, result: str | None = None) -> Respons
     return _html(rendered)
 
 
+def _renewal_page(
+    token: str,
+    request: Request,
+    target: RenewalTarget,
+    adapter: StripeAdapter,
+    publishable_key: str,
+    result: str | None,
+) -> Response:
+    settings = _settings(request)
+    view = customer.view_renewal(target, adapter)
+    client_secret = customer.start_update(target, adapter)
+    rendered = pages.render_renewal(
+        view,
+        locale=pages.page_locale(view, request.headers.get("accept-language")),
+        brand=pages.brand(settings),
+        client_secret=client_secret,
+        publishable_key=publishable_key,
+        stripe_js_url=pages.stripe_js_url(settings),
+        post_url=f"/pay/{token}/card",
+        result=result if result in pages.RENEWAL_NOTICES else None,
+    )
+    return _html(rendered)
+
+
 @router.post("/pay/{token}/card")
 async def save_card(token: str, request: Request) -> Response:
-    """Stripe.js confirmed a SetupIntent: make its card the default and pay now."""
+    """Stripe.js confirmed a SetupIntent: make its card the default, and pay now if a
+    case is open."""
     body = b""
     async for chunk in request.stream():  # a small form: stop reading past the cap
         body += chunk
@@ -153,33 +210,45 @@ def _save_card(token: str, request: Request, body: bytes) -> Response:
     claims = _claims(token, request)
     if isinstance(claims, HTMLResponse):
         return claims
+    target: tokens.LinkClaims | RenewalTarget | None = None
     try:
+        target = _resolve(claims)
         adapter = StripeAdapter.from_settings(_settings(request))
-        outcome = service.save_card(claims, adapter, setup_intent)
+        if isinstance(target, RenewalTarget):
+            outcome = customer.save_card(target, adapter, setup_intent)
+        else:
+            outcome = service.save_card(target, adapter, setup_intent)
     except LinkRefused as refused:
         return _message(refused.reason, request)
     except _UNAVAILABLE:
-        log.exception("card save failed for case %s", claims.case_id)
+        log.exception("card save failed for %s", _who(target or claims))
         outcome = service.Outcome.NOT_SAVED
-    if outcome == service.Outcome.PAID:  # the page now says it is paid
-        return RedirectResponse(f"/pay/{token}", status_code=303)
+    if outcome == service.Outcome.PAID and isinstance(claims, tokens.LinkClaims):
+        return RedirectResponse(f"/pay/{token}", status_code=303)  # the page says it is paid
     return RedirectResponse(f"/pay/{token}?result={outcome}", status_code=303)
 
 
 @router.get("/pay/{token}/done", response_class=HTMLResponse)
 def portal_done(token: str, request: Request) -> Response:
-    """Back from the Billing Portal: pay with the new card, then say how it went."""
+    """Back from the Billing Portal: pay with the new card (or, for a renewal, keep it),
+    then say how it went."""
     if not _allowed(request, token, "save"):
         return _message("limited", request)
     claims = _claims(token, request)
     if isinstance(claims, HTMLResponse):
         return claims
+    target: tokens.LinkClaims | RenewalTarget | None = None
     try:
-        outcome = service.portal_return(claims, StripeAdapter.from_settings(_settings(request)))
+        target = _resolve(claims)
+        adapter = StripeAdapter.from_settings(_settings(request))
+        if isinstance(target, RenewalTarget):
+            outcome = customer.portal_return(target, adapter)
+        else:
+            outcome = service.portal_return(target, adapter)
     except LinkRefused as refused:
         return _message(refused.reason, request)
     except _UNAVAILABLE:
-        log.exception("portal return failed for case %s", claims.case_id)
+        log.exception("portal return failed for %s", _who(target or claims))
         return _message("unavailable", request, 503, retry=f"/pay/{token}/done")
     locale = pages.locale_from_header(request.headers.get("accept-language"))
     brand = pages.brand(_settings(request))

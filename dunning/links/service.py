@@ -1,4 +1,7 @@
-"""What a self-serve link does: show what is due, save a new card, pay at once.
+"""What a case link does: show what is due, save a new card, pay at once.
+
+(A customer link, which has no case, is ``dunning.links.customer``; when its customer
+has an open case it is turned into that case's claims and comes here.)
 
 Processor calls are made between short transactions, never inside one. Every
 outcome goes on the case's timeline (``case_events``, with the notification that led
@@ -54,6 +57,7 @@ class Outcome:
     PENDING = "pending"  # the processor was unreachable: the card is saved, we retry later
     NOT_SAVED = "not_saved"  # the SetupIntent did not check out
     UNCHANGED = "unchanged"  # back from the portal with the same card
+    SAVED = "saved"  # a customer link (no case): the card is saved, nothing is charged
 
 
 @dataclass(frozen=True)
@@ -171,14 +175,14 @@ def view_case(claims: LinkClaims, adapter: StripeAdapter) -> CaseView:
             card=None,
             card_failed=False,
         )
-    card, fingerprint = known or _fetch_card(adapter, pm_id)
+    card, fingerprint = known or fetch_card(adapter, pm_id)
     if card is None and last_seen is not None and last_seen[1]:
         card = Card(last_seen[0], last_seen[1], None, None)  # what the failed charge showed
     failed = (pm_id is not None and pm_id in failed_ids) or (fingerprint in failed_prints)
     return replace(view, card=card, card_failed=failed)
 
 
-def _fetch_card(adapter: StripeAdapter, pm_id: str | None) -> tuple[Card | None, str | None]:
+def fetch_card(adapter: StripeAdapter, pm_id: str | None) -> tuple[Card | None, str | None]:
     """A default card the ledger has not seen yet (webhooks late or missed): ask Stripe,
     and keep the answer in the ledger."""
     if not pm_id:
@@ -277,7 +281,7 @@ def _use_card(
     except PaymentMethodNotOwned:
         return Outcome.NOT_SAVED
     with session_scope() as session:
-        card = _fold_default(session, default)
+        card = fold_default(session, default)
         record_event(
             session,
             target.case_id,
@@ -288,7 +292,7 @@ def _use_card(
     return _pay_now(claims, adapter, target, ref)
 
 
-def _fold_default(session: Session, default: DefaultCard) -> dict[str, Any]:
+def fold_default(session: Session, default: DefaultCard) -> dict[str, Any]:
     """Put the processor's fresh objects in the ledger; return the card's public details."""
     version = int(time.time())
     apply.apply_payment_method(session, default.payment_method, version)

@@ -12,12 +12,13 @@ customer's time zone. Keys make each reminder once per renewal and per expiry:
 A reminder is written only on its local day (or, after an outage, late but once:
 the next configured reminder not yet past stands in for the missed one), due at the
 start of the customer's allowed hours or now if inside them. Whether it still
-applies is checked again when it is sent.
+applies is checked again when it is sent. Reminders are planned whenever a mail
+backend is configured; their button is the customer's signed self-serve link
+(``dunning.links.tokens.make_customer_link``).
 """
 
 from __future__ import annotations
 
-import logging
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import and_, func, select, tuple_
@@ -29,8 +30,6 @@ from dunning.notify import hours
 from dunning.notify.compose import LIVE_SUBSCRIPTION, last_day_of_month
 from dunning.notify.sequence import CARD_EXPIRING, RENEWAL, emails_enabled, schedule_email
 from dunning.settings import Settings, get_settings
-
-log = logging.getLogger(__name__)
 
 # The card a subscription is charged to: its own default, else the customer's.
 _CHARGED_CARD = func.coalesce(
@@ -53,9 +52,6 @@ def scan(now: datetime) -> int:
     """Plan the reminders due at ``now``; returns how many keys it (re)wrote."""
     settings = get_settings()
     if not emails_enabled(settings):
-        return 0
-    if not settings.billing_url:
-        log.info("renewal and card-expiring emails need DUNNING_BILLING_URL; skipped")
         return 0
     with session_scope() as session:
         return _renewals(session, now, settings) + _expiring_cards(session, now, settings)

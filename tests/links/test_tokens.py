@@ -18,6 +18,25 @@ NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 LATER = NOW + timedelta(days=14)
 
 
+def _customer_token(**overrides: object) -> str:
+    args: dict[str, object] = {
+        "customer_id": "cus_QZxj5yo4hTgwhj",
+        "notification_id": 7,
+        "secret": SECRET,
+        "expires_at": LATER,
+    }
+    args.update(overrides)
+    return tokens.make_customer_token(**args)  # type: ignore[arg-type]
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _raw(token: str) -> bytearray:
+    return bytearray(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+
+
 def _token(**overrides: object) -> str:
     args: dict[str, object] = {
         "case_id": 42,
@@ -122,10 +141,11 @@ def test_malformed(token: str) -> None:
         tokens.read_token(token, secret=SECRET, now=NOW)
 
 
-def test_unknown_version_is_malformed() -> None:
+@pytest.mark.parametrize("version", [0, 3, 255])
+def test_unknown_version_is_malformed(version: int) -> None:
     raw = bytearray(base64.urlsafe_b64decode(_token() + "=="))
-    raw[0] = 2
-    with pytest.raises(tokens.MalformedLink):
+    raw[0] = version
+    with pytest.raises(tokens.MalformedLink, match="version"):
         tokens.read_token(base64.urlsafe_b64encode(bytes(raw)).rstrip(b"=").decode(), secret=SECRET)
 
 
@@ -182,3 +202,138 @@ def test_a_live_key_needs_a_live_publishable_key(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("DUNNING_UPDATE_MODE", "portal")
     monkeypatch.delenv("DUNNING_STRIPE_PUBLISHABLE_KEY")
     assert load_settings().update_mode == "portal"
+
+
+# Customer links (no case): renewal reminders and card-expiring notices.
+
+# Made by the version 1 code (before customer links) with SECRET, expiring at LATER:
+# case 42 of cus_QZxj5yo4hTgwhj, from notification 7 / from no notification.
+V1_TOKEN = "AWm2n0AAAAAAAAAAKgAAAAAAAAAHY3VzX1FaeGo1eW80aFRnd2hqEBpULORhFCKaLdkOXcAYvg"
+V1_TOKEN_NO_NOTIFICATION = (
+    "AWm2n0AAAAAAAAAAKgAAAAAAAAAAY3VzX1FaeGo1eW80aFRnd2hq4u6tb-e00kNntmG7PeRoCg"
+)
+
+
+def test_customer_link_round_trip() -> None:
+    claims = tokens.read_token(_customer_token(), secret=SECRET, now=NOW)
+    assert claims == tokens.CustomerLinkClaims("cus_QZxj5yo4hTgwhj", 7, LATER)
+    bare = tokens.read_token(_customer_token(notification_id=None), secret=SECRET, now=NOW)
+    assert bare == tokens.CustomerLinkClaims("cus_QZxj5yo4hTgwhj", None, LATER)
+
+
+def test_customer_link_is_compact_url_safe_and_versioned() -> None:
+    token = _customer_token(notification_id=2**40)
+    assert re.fullmatch(r"[A-Za-z0-9_-]+", token) and len(token) <= 80
+    raw = _raw(token)
+    assert (raw[0], raw[1]) == (tokens.VERSION, tokens.SCOPE_CUSTOMER)
+    assert (_raw(_token())[0], _raw(_token())[1]) == (tokens.VERSION, tokens.SCOPE_CASE)
+
+
+@pytest.mark.parametrize("position", [0, 1, 5, 20, 40, -10, -1])
+def test_a_flipped_character_of_a_customer_link_is_refused(position: int) -> None:
+    chars = list(_customer_token())
+    chars[position] = "A" if chars[position] != "A" else "B"
+    with pytest.raises((tokens.TamperedLink, tokens.MalformedLink)):
+        tokens.read_token("".join(chars), secret=SECRET, now=NOW)
+
+
+def test_another_customer_cannot_be_swapped_into_a_customer_link() -> None:
+    raw = bytes(_raw(_customer_token()))
+    swapped = raw.replace(b"cus_QZxj5yo4hTgwhj", b"cus_AAAAAAAAAAAAAA")
+    with pytest.raises(tokens.TamperedLink):
+        tokens.read_token(_b64(swapped), secret=SECRET, now=NOW)
+
+
+def test_customer_link_expires_and_a_forged_one_is_tampered_not_expired() -> None:
+    token = _customer_token()
+    assert tokens.read_token(token, secret=SECRET, now=LATER - timedelta(seconds=1))
+    with pytest.raises(tokens.ExpiredLink):
+        tokens.read_token(token, secret=SECRET, now=LATER)
+    with pytest.raises(tokens.TamperedLink):
+        tokens.read_token(token, secret=b"x" * 32, now=LATER + timedelta(days=1))
+
+
+def test_a_case_link_cannot_be_replayed_as_a_customer_link() -> None:
+    """The scope byte is signed: flipping it (and zeroing the case id, as a customer link
+    has none) breaks the signature; the case link itself only ever reads as a case."""
+    case_token = _token()
+    assert isinstance(tokens.read_token(case_token, secret=SECRET, now=NOW), tokens.LinkClaims)
+    raw = _raw(case_token)
+    raw[1] = tokens.SCOPE_CUSTOMER
+    with pytest.raises(tokens.TamperedLink):
+        tokens.read_token(_b64(bytes(raw)), secret=SECRET, now=NOW)
+    raw[6:14] = bytes(8)  # no case id either
+    with pytest.raises(tokens.TamperedLink):
+        tokens.read_token(_b64(bytes(raw)), secret=SECRET, now=NOW)
+
+
+def test_a_customer_link_cannot_be_replayed_as_a_case_link() -> None:
+    customer_token = _customer_token()
+    claims = tokens.read_token(customer_token, secret=SECRET, now=NOW)
+    assert isinstance(claims, tokens.CustomerLinkClaims) and not hasattr(claims, "case_id")
+    raw = _raw(customer_token)
+    raw[1] = tokens.SCOPE_CASE
+    raw[6:14] = (42).to_bytes(8, "big")  # and name a case
+    with pytest.raises(tokens.TamperedLink):
+        tokens.read_token(_b64(bytes(raw)), secret=SECRET, now=NOW)
+    # Dressed as a version 1 token (always a case): still refused.
+    legacy = _raw(customer_token)
+    legacy[0] = tokens.LEGACY_VERSION
+    with pytest.raises((tokens.TamperedLink, tokens.MalformedLink)):
+        tokens.read_token(_b64(bytes(legacy)), secret=SECRET, now=NOW)
+
+
+def test_a_signed_payload_with_mismatched_scope_and_case_is_malformed() -> None:
+    """Defence in depth: even a correctly signed token whose scope and case id disagree
+    (which the service never makes) is refused."""
+    import struct
+
+    for scope, case_id in ((tokens.SCOPE_CUSTOMER, 42), (tokens.SCOPE_CASE, 0), (9, 1)):
+        header = struct.pack(">BBIQQ", tokens.VERSION, scope, int(LATER.timestamp()), case_id, 0)
+        payload = header + b"cus_x"
+        token = _b64(payload + tokens._tag(SECRET, payload))
+        with pytest.raises(tokens.MalformedLink):
+            tokens.read_token(token, secret=SECRET, now=NOW)
+
+
+def test_version_1_case_links_still_work() -> None:
+    """Links in emails sent before customer links existed keep opening their case."""
+    assert tokens.read_token(V1_TOKEN, secret=SECRET, now=NOW) == tokens.LinkClaims(
+        42, "cus_QZxj5yo4hTgwhj", 7, LATER
+    )
+    assert tokens.read_token(V1_TOKEN_NO_NOTIFICATION, secret=SECRET, now=NOW) == (
+        tokens.LinkClaims(42, "cus_QZxj5yo4hTgwhj", None, LATER)
+    )
+    with pytest.raises(tokens.ExpiredLink):
+        tokens.read_token(V1_TOKEN, secret=SECRET, now=LATER)
+    flipped = _raw(V1_TOKEN)
+    flipped[10] ^= 1
+    with pytest.raises(tokens.TamperedLink):
+        tokens.read_token(_b64(bytes(flipped)), secret=SECRET, now=NOW)
+
+
+def test_make_customer_link_signs_for_the_ttl(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dunning.settings import get_settings
+
+    monkeypatch.setenv("DUNNING_LINK_TTL_DAYS", "5")
+    monkeypatch.setenv("DUNNING_PUBLIC_URL", "https://pay.example.com")
+    get_settings.cache_clear()
+    try:
+        with time_machine.travel(NOW, tick=False):
+            link = tokens.make_customer_link("cus_x", 12)
+            assert link.startswith("https://pay.example.com/pay/")
+            claims = tokens.verify(link.rsplit("/", 1)[1])
+            assert claims == tokens.CustomerLinkClaims("cus_x", 12, NOW + timedelta(days=5))
+            case = tokens.verify(tokens.make_link(9, "cus_x", 12).rsplit("/", 1)[1])
+            assert case == tokens.LinkClaims(9, "cus_x", 12, NOW + timedelta(days=5))
+    finally:
+        get_settings.cache_clear()
+
+
+def test_bad_customer_claims_are_not_signed() -> None:
+    with pytest.raises(ValueError):
+        _customer_token(customer_id="")
+    with pytest.raises(ValueError):
+        _customer_token(customer_id="c" * 256)
+    with pytest.raises(ValueError):
+        _customer_token(notification_id=0)
