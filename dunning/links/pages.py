@@ -188,7 +188,12 @@ def render_outcome(outcome: str, locale: str, brand: Brand, retry_url: str) -> R
     t = MESSAGES.get(locale, MESSAGES["en"])
     if outcome == "saved":
         html = _render(
-            "message.html", locale, brand, title=t["saved_title"], body=t["result_saved"]
+            "message.html",
+            locale,
+            brand,
+            title=t["saved_title"],
+            body=t["result_saved"],
+            retry_url=None,
         )
         return Rendered(html, MESSAGE_CSP)
     key, _ = NOTICES.get(outcome, NOTICES["failed"])

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import re
 import threading
-from datetime import datetime
+import time
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -16,10 +17,14 @@ from dunning import queue
 from dunning.cases import actions
 from dunning.db import session_scope
 from dunning.events.reconcile import reconcile
+from dunning.ledger import apply
+from dunning.notify import reminders
+from dunning.notify.formatting import format_local_date
+from dunning.processors import stripe_objects as so
 from dunning.processors.stripe_adapter import StripeAdapter
 from dunning.scheduler import sweeper
 from tests.admin.support import bearer, make_key
-from tests.notify.smtp_server import Catcher, parts, smtp
+from tests.notify.smtp_server import Catcher, environment, parts, smtp
 from tests.support import sandbox
 from tests.support.ledger import all_handled, rows, scalar, wait_until
 from tests.support.servers import WebServer
@@ -205,3 +210,51 @@ def test_transient_smtp_failure_is_retried_later_and_permanent_failure_is_record
     ).json()
     [shown] = detail["notifications"]
     assert shown["status"] == "failed" and "550" in shown["error"]
+
+
+def test_a_renewal_reminders_link_opens_the_customers_renewal_page(
+    processor: str, smtp: Catcher, web: WebServer
+) -> None:
+    """A renewal reminder has no case: its button is the customer's signed link, which
+    opens the renewal it was about (date, amount, card) with a card form."""
+    sdk = sandbox.client(processor)
+    customer_id, sub_id = sandbox.subscribe(sdk, sandbox.GOOD_CARD)
+    adapter = StripeAdapter(sandbox.API_KEY, processor)
+    customer = adapter.customer(customer_id)
+    pm_id = so.read_customer(customer).default_payment_method_id
+    assert pm_id is not None
+    with session_scope() as session:  # the ledger, as the customer's webhooks leave it
+        version = int(time.time())
+        apply.apply_customer(session, customer, version)
+        apply.apply_subscription(session, adapter.subscription(sub_id), version)
+        apply.apply_payment_method(session, adapter.payment_method(pm_id), version)
+    renews_at = scalar("SELECT current_period_end FROM subscriptions WHERE id = :s", s=sub_id)
+
+    with environment(DUNNING_RENEWAL_REMINDERS='{"month": [7]}'):
+        week_before = renews_at - timedelta(days=6, hours=12)
+        assert reminders.scan(week_before) == 1
+        [action] = rows("SELECT id, due_at FROM scheduled_actions WHERE kind = 'send_email'")
+        with session_scope() as session:
+            claimed = dict(sweeper.claim(session, action["due_at"], 10))
+        outcome = actions.run_action(None, action["id"], claimed[action["id"]], action["due_at"])
+        assert outcome == "sent"
+    [message] = smtp.wait_for(1)
+    text, html = parts(message)
+    assert "$49.00" in text
+    link = _LINK.search(text)
+    assert link is not None and link.group(0) in html
+    token = link.group(0).rsplit("/", 1)[1]
+    [notification] = rows("SELECT id, kind, subscription_id FROM notifications")
+    assert notification["kind"] == "renewal" and notification["subscription_id"] == sub_id
+    from dunning.links.tokens import CustomerLinkClaims, verify
+
+    claims = verify(token)
+    assert isinstance(claims, CustomerLinkClaims)
+    assert (claims.customer_id, claims.notification_id) == (customer_id, notification["id"])
+
+    page = httpx.get(f"{web.url}/pay/{token}")
+    assert page.status_code == 200
+    assert f"Renews on {format_local_date(renews_at, 'America/New_York', 'en')}" in page.text
+    assert "$49.00" in page.text and "Visa ending in 4242" in page.text
+    assert 'id="card-element"' in page.text and "Save card" in page.text
+    assert "Nothing is charged now." in page.text

@@ -8,6 +8,7 @@ import pytest
 from markupsafe import escape
 
 from dunning.links import pages
+from dunning.links.customer import RenewalView
 from dunning.links.messages import INTERVALS, MESSAGES, interval_text
 from dunning.links.service import Card, CaseView
 from dunning.settings import Settings
@@ -147,3 +148,71 @@ def test_expiry_text_is_two_digit_year() -> None:
         _view(card=Card("mastercard", "4444", 3, datetime(2030, 1, 1, tzinfo=UTC).year)), "en"
     )
     assert "Mastercard ending in 4444 · Expires 03/30" in html.html
+
+
+def _renewal(**overrides: object) -> RenewalView:
+    values: dict[str, object] = {
+        "customer_id": "cus_1",
+        "subscription_id": "sub_1",
+        "locale": None,
+        "time_zone": "America/Los_Angeles",
+        "plan_name": "Pro",
+        "interval": "year",
+        "interval_count": 1,
+        "renews_at": datetime(2027, 1, 1, 3, tzinfo=UTC),  # still Dec 31 in Los Angeles
+        "amount": 49000,
+        "currency": "usd",
+        "card": Card("visa", "4242", 11, 2026),
+        "card_expires_before_renewal": True,
+    }
+    values.update(overrides)
+    return RenewalView(**values)  # type: ignore[arg-type]
+
+
+def _renew(view: RenewalView, locale: str, result: str | None = None) -> pages.Rendered:
+    return pages.render_renewal(
+        view,
+        locale=locale,
+        brand=BRAND,
+        client_secret="seti_1_secret_x",
+        publishable_key="pk_test_x",
+        stripe_js_url=pages.STRIPE_JS_URL,
+        post_url="/pay/t/card",
+        result=result,
+    )
+
+
+@pytest.mark.parametrize(
+    ("locale", "amount", "date", "words"),
+    [
+        ("en", "$490.00", "Renews on December 31, 2026", "Save card"),
+        ("es", "490,00\xa0US$", "Se renueva el 31 de diciembre de 2026", "Guardar tarjeta"),
+        ("zh_CN", "US$490.00", "续订日期：2026年12月31日", "保存银行卡"),  # noqa: RUF001
+    ],
+)
+def test_the_renewal_page_speaks_the_customers_language(
+    locale: str, amount: str, date: str, words: str
+) -> None:
+    rendered = _renew(_renewal(locale=locale), locale)
+    html = rendered.html
+    assert amount in html and date in html and words in html
+    assert str(escape(MESSAGES[locale]["card_expires_before_renewal"])) in html
+    assert str(escape(MESSAGES[locale]["no_charge"])) in html
+    assert 'data-secret="seti_1_secret_x"' in html and 'action="/pay/t/card"' in html
+    assert "script-src 'nonce-" in rendered.csp
+
+
+def test_renewal_page_without_amount_card_or_warning_and_its_notices() -> None:
+    html = _renew(
+        _renewal(amount=None, card=None, card_expires_before_renewal=False), "en", "saved"
+    ).html
+    assert 'data-testid="amount"' not in html and "No card on file." in html
+    assert 'data-testid="card-warning"' not in html
+    assert "Your new card is saved" in html and "notice-ok" in html
+    assert "Visa ending in 4242 · Expires 11/26" in _renew(_renewal(), "en").html
+    assert "That card was declined" not in _renew(_renewal(), "en", "declined").html
+
+
+def test_saved_outcome_page() -> None:
+    rendered = pages.render_outcome("saved", "es", BRAND, "/pay/x")
+    assert "Tu tarjeta está guardada" in rendered.html and "<script" not in rendered.html

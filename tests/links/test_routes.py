@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
@@ -19,7 +20,10 @@ import pytest
 from dunning.cases.models import CaseState, DunningCase
 from dunning.db import session_scope
 from dunning.events.reconcile import reconcile
+from dunning.ledger import apply
+from dunning.ledger.models import Customer, Subscription
 from dunning.links import ratelimit, tokens
+from dunning.processors import stripe_objects as so
 from dunning.processors.stripe_adapter import StripeAdapter
 from dunning.settings import get_settings
 from tests.support import sandbox
@@ -231,3 +235,202 @@ def test_closed_cases_unreachable_processor_and_oversized_posts(
     for page in (closed, down, spanish):
         assert "49" not in page.text and "cus_direct" not in page.text
     assert scalar("SELECT count(*) FROM case_events") == 0
+
+
+# Customer links (no case): renewal reminders and card-expiring notices.
+
+
+def _subscriber(base: str) -> tuple[str, str]:
+    """A paying customer at localstripe, and the same in the ledger (as webhooks would)."""
+    sdk = sandbox.client(base)
+    customer_id, sub_id = sandbox.subscribe(sdk, sandbox.GOOD_CARD)
+    adapter = StripeAdapter(sandbox.API_KEY, base)
+    customer = adapter.customer(customer_id)
+    version = int(time.time())
+    with session_scope() as session:
+        apply.apply_customer(session, customer, version)
+        apply.apply_subscription(session, adapter.subscription(sub_id), version)
+        pm_id = so.read_customer(customer).default_payment_method_id
+        assert pm_id is not None
+        apply.apply_payment_method(session, adapter.payment_method(pm_id), version)
+    return customer_id, sub_id
+
+
+def _confirmed_intent(base: str, customer_id: str, metadata: dict[str, str]) -> str:
+    """A SetupIntent confirmed with a good card, as Stripe.js does in the browser."""
+    sdk = sandbox.client(base)
+    intent = sdk.v1.setup_intents.create(params={"customer": customer_id, "metadata": metadata})
+    confirmed = httpx.post(
+        f"{base}/v1/setup_intents/{intent.id}/confirm",
+        json={
+            "key": "pk_test_x",
+            "client_secret": intent.client_secret,
+            "payment_method_data": {
+                "type": "card",
+                "card": {
+                    "number": sandbox.GOOD_CARD,
+                    "exp_month": "1",
+                    "exp_year": "2033",
+                    "cvc": "123",
+                },
+            },
+        },
+    )
+    assert confirmed.json()["status"] == "succeeded"
+    return str(intent.id)
+
+
+def _customer_token(customer_id: str, notification_id: int | None = None) -> str:
+    return tokens.make_customer_link(customer_id, notification_id).rsplit("/", 1)[1]
+
+
+def test_a_customer_link_saves_only_its_own_setup_intent_and_charges_nothing(
+    processor: str, clean_db: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sdk = sandbox.client(processor)
+    customer_id, sub_id = _subscriber(processor)
+    other_id, other_sub = _subscriber(processor)
+    charges = len(sandbox.charges_of(sdk, customer_id))
+    for_case = _confirmed_intent(processor, customer_id, {"dunning_case_id": "1"})
+    for_other_sub = _confirmed_intent(processor, customer_id, {"dunning_subscription_id": "sub_x"})
+    of_other = _confirmed_intent(processor, other_id, {"dunning_subscription_id": other_sub})
+    good = _confirmed_intent(processor, customer_id, {"dunning_subscription_id": sub_id})
+    with _serve(monkeypatch, stripe_publishable_key="pk_test_x") as web:
+        token = _customer_token(customer_id)
+        page = httpx.get(f"{web.url}/pay/{token}")
+        assert page.status_code == 200 and "Save card" in page.text and "$49.00" in page.text
+        for refused in (for_case, for_other_sub, of_other, "seti_doesnotexist", "not-an-id"):
+            answer = httpx.post(f"{web.url}/pay/{token}/card", data={"setup_intent": refused})
+            assert answer.status_code == 303
+            assert answer.headers["location"] == f"/pay/{token}?result=not_saved"
+        assert scalar("SELECT count(*) FROM audit_log") == 0
+        for _ in range(2):  # posted twice (a double click, a resubmitted form)
+            answer = httpx.post(f"{web.url}/pay/{token}/card", data={"setup_intent": good})
+            assert answer.headers["location"] == f"/pay/{token}?result=saved"
+        saved = httpx.get(f"{web.url}/pay/{token}?result=saved")
+        assert "Your new card is saved" in saved.text
+        assert "Visa ending in 4242 · Expires 01/33" in saved.text
+        # A renewal SetupIntent does not pay a case either.
+        case_id = _case(CaseState.OPEN, customer_id)
+        case_token = tokens.make_link(case_id, customer_id, None).rsplit("/", 1)[1]
+        answer = httpx.post(f"{web.url}/pay/{case_token}/card", data={"setup_intent": good})
+        assert answer.headers["location"] == f"/pay/{case_token}?result=not_saved"
+    new_pm = sdk.v1.setup_intents.retrieve(good).payment_method
+    customer = sdk.v1.customers.retrieve(customer_id)
+    assert customer.invoice_settings.default_payment_method == new_pm  # type: ignore[union-attr]
+    assert sdk.v1.customers.retrieve(other_id).invoice_settings.default_payment_method != new_pm  # type: ignore[union-attr]
+    assert len(sandbox.charges_of(sdk, customer_id)) == charges  # nothing charged
+    [audit] = rows("SELECT actor, action, target_id, details FROM audit_log")
+    assert audit["actor"] == f"customer:{customer_id}" and audit["target_id"] == customer_id
+    assert audit["details"]["setup_intent"] == good
+    assert audit["details"]["subscription"] == sub_id
+    assert scalar("SELECT count(*) FROM case_events") == 0
+
+
+def test_customer_links_to_nothing_show_a_clear_page_with_no_account_data(
+    clean_db: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = datetime.now(UTC)
+    with session_scope() as session:
+        session.add_all(
+            [
+                Customer(id="cus_gone", email="gone@example.com", deleted=True),
+                Customer(id="cus_canceled", email="canceled@example.com"),
+                Subscription(
+                    id="sub_canceled",
+                    customer_id="cus_canceled",
+                    status="canceled",
+                    amount=4900,
+                    currency="usd",
+                    current_period_end=now,
+                ),
+            ]
+        )
+    env = {"stripe_api_key": "sk_test_down", "stripe_api_base": "http://127.0.0.1:9"}
+    with _serve(monkeypatch, stripe_publishable_key="pk_test_x", **env):
+        pages = {
+            customer_id: httpx.get(tokens.make_customer_link(customer_id, None))
+            for customer_id in ("cus_gone", "cus_canceled", "cus_unknown")
+        }
+        posted = httpx.post(
+            tokens.make_customer_link("cus_canceled", None) + "/card",
+            data={"setup_intent": "seti_1"},
+        )
+    assert pages["cus_gone"].status_code == 410
+    assert pages["cus_canceled"].status_code == 410
+    assert "This link is no longer active" in pages["cus_canceled"].text
+    assert pages["cus_unknown"].status_code == 404
+    assert posted.status_code == 410
+    for page in (*pages.values(), posted):
+        for leak in ("49", "cus_", "gone@", "canceled@", "sub_"):
+            assert leak not in page.text
+
+
+def test_portal_mode_for_a_customer_link(
+    processor: str, clean_db: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sdk = sandbox.client(processor)
+    customer_id, sub_id = _subscriber(processor)
+    charges = len(sandbox.charges_of(sdk, customer_id))
+    with _serve(monkeypatch, update_mode="portal"):
+        done = tokens.make_customer_link(customer_id, None) + "/done"
+        unchanged = httpx.get(done)
+        assert unchanged.status_code == 200 and "Your card wasn&#39;t changed" in unchanged.text
+        new_pm = sandbox.add_card(sdk, customer_id, sandbox.GOOD_CARD)  # what the portal does
+        saved = httpx.get(done)
+        assert saved.status_code == 200 and "Your card is saved" in saved.text
+        again = httpx.get(done)
+        assert "Your card wasn&#39;t changed" in again.text
+    assert len(sandbox.charges_of(sdk, customer_id)) == charges
+    assert (
+        scalar("SELECT default_payment_method_id FROM customers WHERE id = :c", c=customer_id)
+        == new_pm
+    )
+    [audit] = rows("SELECT actor, details FROM audit_log")
+    assert audit["actor"] == f"customer:{customer_id}"
+    assert audit["details"]["via"] == "billing_portal"
+    assert audit["details"]["payment_method"] == new_pm
+    assert audit["details"]["subscription"] == sub_id
+
+
+def test_portal_mode_redirects_a_customer_link_to_a_portal_session(
+    clean_db: None, recorder: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with session_scope() as session:
+        session.add_all(
+            [
+                Customer(id="cus_portal", email="p@example.com"),
+                Subscription(
+                    id="sub_portal",
+                    customer_id="cus_portal",
+                    status="active",
+                    amount=4900,
+                    currency="usd",
+                    current_period_end=datetime.now(UTC) + timedelta(days=3),
+                ),
+            ]
+        )
+    env = {"update_mode": "portal", "stripe_api_key": "sk_test_portal", "stripe_api_base": recorder}
+    with _serve(monkeypatch, **env) as web:
+        token = _customer_token("cus_portal", 77)
+        answer = httpx.get(f"{web.url}/pay/{token}")
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "https://billing.stripe.test/p/session/bps_recorded"
+    [request] = _Recorder.requests
+    assert request["form"]["customer"] == ["cus_portal"]
+    assert request["form"]["return_url"] == [f"{web.url}/pay/{token}/done"]
+    assert scalar("SELECT count(*) FROM case_events") == 0
+
+
+def test_customer_links_are_rate_limited_like_case_links(
+    clean_db: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with _serve(monkeypatch, link_rate_limit="2", link_rate_window_seconds="60"):
+        link = tokens.make_customer_link("cus_nobody", None)
+        codes = [httpx.get(link).status_code for _ in range(3)]
+        posts = [
+            httpx.post(link + "/card", data={"setup_intent": "seti_1"}).status_code
+            for _ in range(3)
+        ]
+    assert codes == [404, 404, 429]
+    assert posts == [404, 404, 429]

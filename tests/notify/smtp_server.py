@@ -107,7 +107,6 @@ def smtp() -> Iterator[Catcher]:
         "DUNNING_SMTP_HOST": "127.0.0.1",
         "DUNNING_SMTP_PORT": str(port),
         "DUNNING_EMAIL_FROM": "Acme Billing <billing@acme.example>",
-        "DUNNING_BILLING_URL": "https://acme.example/account/billing",
         "DUNNING_SMTP_TIMEOUT_SECONDS": "5",
     }
     try:

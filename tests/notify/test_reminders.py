@@ -10,11 +10,11 @@ import re
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import pytest
-
 from dunning.cases import actions
 from dunning.db import session_scope
 from dunning.ledger.models import Customer, PaymentMethod, Subscription
+from dunning.links import customer as customer_links
+from dunning.links import tokens
 from dunning.notify import reminders
 from dunning.notify.reminders import reminder_day
 from dunning.scheduler import sweeper
@@ -24,6 +24,7 @@ from tests.support.ledger import rows
 __all__ = ["smtp"]  # the fixture
 
 T0 = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)  # a Monday; US clocks change on March 8
+_LINK = re.compile(r"https?://[^\s\"<>]+/pay/([A-Za-z0-9_\-]+)")
 
 
 def _customer_with_sub(
@@ -139,9 +140,20 @@ def test_subscriptions_renewing_in_7_3_and_2_days_get_one_reminder_each(
     assert [m["Subject"] for m in la_mails] == [la_mails[0]["Subject"]] * 3
     text, html = parts(la_mails[0])
     assert "in 7 days, on March 9, 2026" in text and "$490.00" in text
-    assert "https://acme.example/account/billing" in text
-    assert "https://acme.example/account/billing" in html
     assert re.search(r"in 2 days", parts(la_mails[2])[0])
+    # Each reminder's button is the customer's signed link, tagged with its notification,
+    # and opens that subscription's renewal (no case, nothing due).
+    for message in la_mails:
+        text, html = parts(message)
+        link = _LINK.search(text)
+        assert link is not None and link.group(0) in html
+        claims = tokens.verify(link.group(1))
+        assert isinstance(claims, tokens.CustomerLinkClaims)
+        assert claims.customer_id == "cus_la"
+        assert claims.notification_id == _notification_id(str(message["Message-ID"]))
+        assert customer_links.resolve(claims) == customer_links.RenewalTarget(
+            "cus_la", la, claims.notification_id
+        )
 
 
 def test_reminders_per_plan_interval_are_configurable(clean_db: None, smtp: Catcher) -> None:
@@ -180,12 +192,34 @@ def test_card_expiring_before_the_next_renewal_is_noticed_30_and_7_days_ahead(
     first = smtp.to("exp@example.com")[0]
     text, _ = parts(first)
     assert "Visa ending in 4242" in text and "March 2026" in text
+    link = _LINK.search(text)
+    assert link is not None
+    claims = tokens.verify(link.group(1))
+    assert claims == tokens.CustomerLinkClaims(
+        "cus_exp", _notification_id(str(first["Message-ID"])), claims.expires_at
+    )
+    assert customer_links.resolve(claims) == customer_links.RenewalTarget(
+        "cus_exp", "sub_exp", claims.notification_id
+    )
 
 
-@pytest.mark.parametrize("interval", ["week"])
-def test_no_reminders_without_a_billing_link(clean_db: None, smtp: Catcher, interval: str) -> None:
-    _customer_with_sub("w", "UTC", T0 + timedelta(days=2), interval=interval)
-    with environment(DUNNING_BILLING_URL="", DUNNING_RENEWAL_REMINDERS='{"week": [2]}'):
-        assert reminders.scan(T0 + timedelta(hours=9)) == 0
+def test_reminders_are_planned_whenever_a_mail_backend_is_configured(
+    clean_db: None, smtp: Catcher
+) -> None:
+    _customer_with_sub("w", "UTC", T0 + timedelta(days=2), interval="week")
+    at = T0 + timedelta(hours=9)
     with environment(DUNNING_RENEWAL_REMINDERS='{"week": [2]}'):
-        assert reminders.scan(T0 + timedelta(hours=9)) == 1
+        assert reminders.scan(at) == 1  # SMTP (the fixture's server)
+        with environment(DUNNING_SMTP_HOST=""):
+            assert reminders.scan(at) == 0  # no way to send: nothing planned
+        with environment(
+            DUNNING_SMTP_HOST="",
+            DUNNING_EMAIL_BACKEND="http",
+            DUNNING_EMAIL_HTTP_URL="https://mail.example/api",
+            DUNNING_EMAIL_HTTP_TOKEN="t",
+        ):
+            assert reminders.scan(at) == 1
+
+
+def _notification_id(message_id: str) -> int:
+    return int(rows("SELECT id FROM notifications WHERE provider_id = :m", m=message_id)[0]["id"])
