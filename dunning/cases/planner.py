@@ -12,17 +12,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from dunning.cases.models import CaseDecision, CaseState, DunningCase
-from dunning.db import table as core_table
 from dunning.ledger.models import ChargeAttempt, Customer, Invoice, PaymentMethod, Subscription
 from dunning.notify import sequence as emails
 from dunning.policy.engine import decide
 from dunning.policy.models import Policy
 from dunning.policy.records import Attempt, Decision, DecisionKind
 from dunning.scheduler.models import ActionKind, ActionStatus, ScheduledAction
+from dunning.scheduler.schedule import CANCELED_AS_UNNEEDED, upsert_action
 
 # When Stripe's own retry is scheduled for the invoice, ours waits this long after it,
 # so the two never double up; the action re-reads the invoice before charging anyway.
@@ -185,22 +184,14 @@ def schedule(session: Session, case: DunningCase, decision: Decision, due: datet
         "end_action": (decision.end_action or _policy(session, case).end_action).value,
     }
     cancel_pending(session, case.id, keep=key, kinds=_CHARGE_KINDS)
-    action = core_table(ScheduledAction)
-    stmt = insert(action).values(
-        case_id=case.id, kind=kind, due_at=due, dedupe_key=key, payload=payload
-    )
-    session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[action.c.dedupe_key],
-            set_={
-                "due_at": stmt.excluded.due_at,
-                "payload": stmt.excluded.payload,
-                "status": ActionStatus.PENDING,
-                "result": None,
-            },
-            # A canceled action never started (paused, superseded), so it may come back.
-            where=action.c.status.in_((ActionStatus.PENDING, ActionStatus.CANCELED)),
-        )
+    upsert_action(
+        session,
+        key=key,
+        kind=kind,
+        due=due,
+        payload=payload,
+        case_id=case.id,
+        revive_any_canceled=True,
     )
     return key
 
@@ -253,6 +244,6 @@ def cancel_pending(
         stmt = stmt.where(ScheduledAction.dedupe_key != keep)
     if kinds is not None:
         stmt = stmt.where(ScheduledAction.kind.in_(kinds))
-    session.execute(stmt.values(status=ActionStatus.CANCELED, result="no longer needed"))
+    session.execute(stmt.values(status=ActionStatus.CANCELED, result=CANCELED_AS_UNNEEDED))
     if keep is None and kinds is None:
         emails.on_case_closed(session, case_id, datetime.now(UTC))

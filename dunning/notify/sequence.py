@@ -15,18 +15,17 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from dunning.cases.models import CaseState, DunningCase
-from dunning.db import table as core_table
 from dunning.ledger.models import Customer
 from dunning.notify import hours
 from dunning.notify.render import TEMPLATES
 from dunning.policy.declines import DeclineClass
 from dunning.policy.records import Decision, DecisionKind
 from dunning.scheduler.models import ActionKind, ActionStatus, ScheduledAction
+from dunning.scheduler.schedule import upsert_action
 from dunning.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -43,7 +42,6 @@ RECOVERED = "recovered"
 CANCELED = "canceled"
 
 # What ``planner.cancel_pending`` writes; only such rows may be planned again (resume).
-_REVIVABLE_RESULT = "no longer needed"
 _FALLBACK_STEP_TEMPLATE = "payment_reminder"
 _WARNED: set[str] = set()  # once per process, not on every re-plan
 
@@ -87,24 +85,14 @@ def schedule_email(
     case_id: int | None = None,
 ) -> None:
     """Write (or move) the send action of one email; never touches a started or done one."""
-    action = core_table(ScheduledAction)
-    stmt = insert(action).values(
-        case_id=case_id, kind=ActionKind.SEND_EMAIL, due_at=due, dedupe_key=key, payload=payload
-    )
-    session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[action.c.dedupe_key],
-            set_={
-                "due_at": stmt.excluded.due_at,
-                "payload": stmt.excluded.payload,
-                "status": ActionStatus.PENDING,
-                "result": None,
-            },
-            where=or_(
-                action.c.status == ActionStatus.PENDING,
-                (action.c.status == ActionStatus.CANCELED) & (action.c.result == _REVIVABLE_RESULT),
-            ),
-        )
+    upsert_action(
+        session,
+        key=key,
+        kind=ActionKind.SEND_EMAIL,
+        due=due,
+        payload=payload,
+        case_id=case_id,
+        revive_any_canceled=False,
     )
 
 

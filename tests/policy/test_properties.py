@@ -485,7 +485,7 @@ def flagged(draw: st.DrawFn, s: Scenario) -> Scenario:
         at=s.now - draw(st.integers(0, 35 * DAY_MINUTES)) * MINUTE,
         amount=2000,
         currency="usd",
-        card_brand=draw(st.sampled_from(["visa", "mastercard", None, "amex"])),
+        card_brand=draw(st.sampled_from(["visa", None, "mastercard", "amex"])),
         **{field: value},
     )
     if draw(st.booleans()):
@@ -497,7 +497,7 @@ def flagged(draw: st.DrawFn, s: Scenario) -> Scenario:
 @given(st.data())
 def test_guard_alone_never_lets_a_breaking_retry_through(data: st.DataObject) -> None:
     s = data.draw(scenarios())
-    if data.draw(st.booleans()):
+    for _ in range(data.draw(st.sampled_from([1, 1, 2, 0]))):
         s = data.draw(flagged(s))
     proposal = Decision(
         DecisionKind.RETRY, data.draw(proposals(s)), "any", DeclineClass.UNKNOWN, None, 2
