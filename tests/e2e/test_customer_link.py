@@ -12,102 +12,32 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, ViewportSize, sync_playwright
 
 from dunning.cases import actions
 from dunning.db import session_scope
 from dunning.events.reconcile import reconcile
 from dunning.ledger import apply
-from dunning.links import ratelimit, tokens
+from dunning.links import tokens
 from dunning.notify import reminders
 from dunning.notify.formatting import format_local_date
 from dunning.processors import stripe_objects as so
 from dunning.processors.stripe_adapter import StripeAdapter
 from dunning.scheduler import sweeper
-from dunning.settings import get_settings
 from tests.notify.smtp_server import Catcher, environment, parts, smtp
 from tests.support import sandbox
+from tests.support.browser import PHONE, Phone, fill_card
 from tests.support.ledger import all_handled, rows, scalar, wait_until
-from tests.support.servers import ThrowawayRedis, WebServer
+from tests.support.servers import WebServer
 
 __all__ = ["smtp"]  # the fixture
 
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "renewal-page.png"
-PHONE = ViewportSize(width=375, height=740)
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 TIME_ZONE = "America/New_York"
 EXPIRING_CARD = "5555555555554444"  # charges fine; made to expire at the end of this month
 _LINK = re.compile(r"https?://[^\s\"<>]+/pay/[A-Za-z0-9_\-]+")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def site(
-    processor: str,
-    clean_db: None,
-    redis_server: ThrowawayRedis,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[WebServer]:
-    """The web app with Stripe.js from localstripe and links pointing at it."""
-    from dunning.app import create_app
-
-    monkeypatch.setenv("DUNNING_STRIPE_JS_URL", f"{processor}/js.stripe.com/v3/")
-    monkeypatch.setenv("DUNNING_STRIPE_PUBLISHABLE_KEY", "pk_test_links")
-    get_settings.cache_clear()
-    ratelimit.reset(redis_server.url)
-    app = create_app()
-    with WebServer(app) as server:
-        monkeypatch.setenv("DUNNING_PUBLIC_URL", server.url)
-        get_settings.cache_clear()
-        app.settings.public_url = server.url
-        yield server
-    get_settings.cache_clear()
-
-
-class Phone:
-    """A phone-sized page that records console errors and uncaught exceptions."""
-
-    def __init__(self, browser: Browser) -> None:
-        self.context = browser.new_context(viewport=PHONE, locale="en-US")
-        self.page: Page = self.context.new_page()
-        self.errors: list[str] = []
-        self.page.on("console", self._console)
-        self.page.on("pageerror", lambda exc: self.errors.append(f"pageerror: {exc}"))
-
-    def _console(self, message: ConsoleMessage) -> None:
-        if message.type == "error":
-            self.errors.append(f"{message.text} ({message.location.get('url')})")
-
-    def close(self) -> None:
-        self.context.close()
-
-
-@pytest.fixture
-def phone(browser: Browser) -> Iterator[Phone]:
-    device = Phone(browser)
-    yield device
-    device.close()
-
-
-def _fill_card(page: Page, number: str) -> None:
-    """localstripe's Stripe.js renders plain inputs named by their placeholder."""
-    fields = {"number": number, "exp_month": "12", "exp_year": "34", "cvc": "123"}
-    for name, value in fields.items():
-        page.fill(f"#card-element input[placeholder={name}]", value)
-    page.fill("#card-element input[placeholder=postal_code]", "10001")
 
 
 def _subscriber_with_expiring_card(base: str) -> tuple[str, str, str]:
@@ -236,7 +166,7 @@ def test_a_card_expiring_notice_opens_the_renewal_page_and_saves_a_new_card_with
     assert "expires before your renewal" in page.inner_text("[data-testid=card-warning]")
     assert page.inner_text("#pay-button") == "Save card"
     page.wait_for_selector("#card-element input[placeholder=number]")
-    _fill_card(page, sandbox.GOOD_CARD)  # 4242 4242 4242 4242 (localstripe takes no spaces)
+    fill_card(page, sandbox.GOOD_CARD)  # 4242 4242 4242 4242 (localstripe takes no spaces)
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     SCREENSHOT.parent.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOT), full_page=True)
@@ -302,7 +232,7 @@ def test_a_customer_link_with_an_open_case_pays_it_like_the_case_link(
     assert "Visa ending in 0341" in page.inner_text("[data-testid=card-on-file]")
     assert page.inner_text("#pay-button") == "Save card and pay $49.00"
     page.wait_for_selector("#card-element input[placeholder=number]")
-    _fill_card(page, sandbox.GOOD_CARD)
+    fill_card(page, sandbox.GOOD_CARD)
     with page.expect_navigation():
         page.click("#pay-button")
     page.wait_for_selector("[data-testid=message-title]")

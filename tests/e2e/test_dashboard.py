@@ -4,19 +4,17 @@ and the headline numbers on the page equal to the API's. Saves ``docs/dashboard.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, ViewportSize, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, ViewportSize
 
 from tests.admin.support import bearer, make_key
 from tests.reports.synthetic import seed
 from tests.support.servers import WebServer
 
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "dashboard.png"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 PERIOD = {"from": "2026-10-01", "to": "2026-11-01"}
 CHARTS = (
     "recovery-by-month",
@@ -42,14 +40,6 @@ HEADLINE_METRICS = (
     "involuntary_churn_rate",
     "churned_mrr",
 )
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

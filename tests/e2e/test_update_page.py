@@ -3,82 +3,23 @@ the real web app, and headless Chromium (Debian's, driven by Playwright) at phon
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, ViewportSize, sync_playwright
+from playwright.sync_api import Page
 
 from dunning.events.reconcile import reconcile
-from dunning.links import ratelimit, tokens
+from dunning.links import tokens
 from dunning.processors.stripe_adapter import StripeAdapter
 from dunning.settings import get_settings
 from tests.support import sandbox
+from tests.support.browser import PHONE, Phone, fill_card
 from tests.support.ledger import all_handled, rows, scalar, wait_until
-from tests.support.servers import ThrowawayRedis, WebServer
+from tests.support.servers import WebServer
 
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "update-page.png"
-PHONE = ViewportSize(width=375, height=740)
 NOTIFICATION_ID = 7001
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def site(
-    processor: str,
-    clean_db: None,
-    redis_server: ThrowawayRedis,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[WebServer]:
-    """The web app with Stripe.js from localstripe and links pointing at it."""
-    from dunning.app import create_app
-
-    monkeypatch.setenv("DUNNING_STRIPE_JS_URL", f"{processor}/js.stripe.com/v3/")
-    monkeypatch.setenv("DUNNING_STRIPE_PUBLISHABLE_KEY", "pk_test_links")
-    get_settings.cache_clear()
-    ratelimit.reset(redis_server.url)
-    app = create_app()
-    with WebServer(app) as server:
-        monkeypatch.setenv("DUNNING_PUBLIC_URL", server.url)
-        get_settings.cache_clear()
-        app.settings.public_url = server.url
-        yield server
-    get_settings.cache_clear()
-
-
-class Phone:
-    """A phone-sized page that records console errors and uncaught exceptions."""
-
-    def __init__(self, browser: Browser) -> None:
-        self.context = browser.new_context(viewport=PHONE, locale="en-US")
-        self.page: Page = self.context.new_page()
-        self.errors: list[str] = []
-        self.page.on("console", self._console)
-        self.page.on("pageerror", lambda exc: self.errors.append(f"pageerror: {exc}"))
-
-    def _console(self, message: ConsoleMessage) -> None:
-        if message.type == "error":
-            self.errors.append(f"{message.text} ({message.location.get('url')})")
-
-    def close(self) -> None:
-        self.context.close()
-
-
-@pytest.fixture
-def phone(browser: Browser) -> Iterator[Phone]:
-    device = Phone(browser)
-    yield device
-    device.close()
 
 
 def _open_case(base: str) -> tuple[str, str, dict[str, Any]]:
@@ -94,14 +35,6 @@ def _open_case(base: str) -> tuple[str, str, dict[str, Any]]:
 
 def _email(customer_id: str) -> str:
     return str(scalar("SELECT email FROM customers WHERE id = :c", c=customer_id))
-
-
-def _fill_card(page: Page, number: str) -> None:
-    """localstripe's Stripe.js renders plain inputs named by their placeholder."""
-    fields = {"number": number, "exp_month": "12", "exp_year": "34", "cvc": "123"}
-    for name, value in fields.items():
-        page.fill(f"#card-element input[placeholder={name}]", value)
-    page.fill("#card-element input[placeholder=postal_code]", "10001")
 
 
 def _assert_no_account_data(page: Page, email: str) -> None:
@@ -128,7 +61,7 @@ def test_a_customer_updates_the_card_and_the_invoice_is_paid(
     assert "Expires 12/31" in page.inner_text("[data-testid=card-on-file]")
     assert "per month" in page.inner_text("[data-testid=plan]")
     page.wait_for_selector("#card-element input[placeholder=number]")
-    _fill_card(page, sandbox.GOOD_CARD)
+    fill_card(page, sandbox.GOOD_CARD)
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     SCREENSHOT.parent.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOT), full_page=True)
@@ -189,7 +122,7 @@ def test_a_declined_new_card_says_so_and_the_case_stays_open(
     page = phone.page
     page.goto(tokens.make_link(case["id"], customer_id, None))
     page.wait_for_selector("#card-element input[placeholder=number]")
-    _fill_card(page, sandbox.FAILING_CARD)  # saves, then the charge is declined
+    fill_card(page, sandbox.FAILING_CARD)  # saves, then the charge is declined
     with page.expect_navigation():
         page.click("#pay-button")
     assert "declined" in page.inner_text("[data-testid=notice]")

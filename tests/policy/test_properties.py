@@ -466,6 +466,7 @@ def proposals(draw: st.DrawFn, s: Scenario) -> datetime:
             near(edges, 90),
             near(mac_edges or edges, 90),
             near(CUTOFFS, 90),
+            near(CUTOFFS, 5 * DAY_MINUTES),
         )
     )
 
