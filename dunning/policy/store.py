@@ -34,7 +34,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from dunning.admin.actors import SYSTEM, Actor, actor_name
 from dunning.admin.audit import record_audit
 from dunning.db import Base, table
-from dunning.policy.models import Policy, parse_policy
+from dunning.policy.models import Policy, PolicyError, parse_policy
 from dunning.policy.preview import simulate
 from dunning.policy.records import Attempt, Decision
 
@@ -170,8 +170,23 @@ def apply_policy(
     default policy is installed first, so a version applied there never takes its place.
     """
     policy = parse_policy(text, source=origin)
+    _check_templates(policy, origin)
     current_activation(session)
     return _store_version(session, policy, text, actor)
+
+
+def _check_templates(policy: Policy, origin: str) -> None:
+    """Every email step must name a template that exists, or ops would learn it from a log."""
+    from dunning.notify.render import TEMPLATES
+
+    unknown = [
+        f"email_steps.{i}.template: no email template {step.template!r} (known: "
+        f"{', '.join(TEMPLATES)})"
+        for i, step in enumerate(policy.email_steps)
+        if step.template not in TEMPLATES
+    ]
+    if unknown:
+        raise PolicyError(origin, unknown)
 
 
 def _store_version(session: Session, policy: Policy, text: str, actor: Actor | str) -> StoredPolicy:

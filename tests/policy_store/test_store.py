@@ -221,3 +221,18 @@ def test_split_refusals_and_activation_ending_a_split(clean_db: None) -> None:
     with session_scope() as session:
         set_split(session, "default", 1, 0, "bob")  # percent 0 with no split: nothing to do
     assert [a[1] for a in _audit()].count("policy.split") == 1
+
+
+def test_a_policy_naming_a_missing_email_template_is_refused(clean_db: None) -> None:
+    from dunning.admin.actors import cli_actor
+    from dunning.db import session_scope
+    from dunning.policy import store
+    from dunning.policy.models import PolicyError
+
+    text = (
+        store.DEFAULT_POLICY_FILE.read_text()
+        .replace('name = "default"', 'name = "typo"')
+        .replace('template = "payment_reminder"', 'template = "payment_remindr"', 1)
+    )
+    with session_scope() as session, pytest.raises(PolicyError, match="payment_remindr"):
+        store.apply_policy(session, text, cli_actor())
