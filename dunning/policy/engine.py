@@ -153,9 +153,11 @@ def _policy_step(case: _Case, last: Attempt, classes: list[DeclineClass]) -> Dec
         return case.wait(f"{why}: no blind retry, waiting for the customer")
     spacing = timedelta(hours=case.policy.timing.min_spacing_hours)
     earliest = max(case.now, last.at + spacing)
-    in_a_row = len(classes) - next(
-        (i + 1 for i in range(len(classes) - 1, -1, -1) if classes[i] is not cls), 0
-    )
+    in_a_row = 0  # failures of this class at the end of the history: picks the backoff step
+    for previous in reversed(classes):
+        if previous is not cls:
+            break
+        in_a_row += 1
     why = f"{why}: retry {in_a_row} of this class"
     if block.backoff_hours:
         hours = block.backoff_hours[min(in_a_row - 1, len(block.backoff_hours) - 1)]
@@ -210,7 +212,7 @@ def decide(
     elif card_updated_at is not None and card_updated_at > last.at:
         spacing = timedelta(hours=policy.timing.min_spacing_hours)
         decision = case.retry(
-            max(now, last.at + spacing),
+            max(now, card_updated_at, last.at + spacing),
             f"new card on file since {card_updated_at:%Y-%m-%d %H:%M} UTC: retry once with it",
         )
     else:

@@ -99,7 +99,9 @@ class CardContext:
         card_updated_at: datetime | None = None,
     ) -> CardContext:
         """Assemble the context from the case history and other attempts on the card."""
-        last = history[-1]
+        if not history:
+            raise ValueError("history is empty: the guard needs the case's attempts")
+        last = sorted(history, key=lambda a: a.at)[-1]
         brand = card_brand or last.card_brand
         after_update = [a for a in history if card_updated_at is None or a.at > card_updated_at]
         return cls(
