@@ -6,6 +6,7 @@ accepted events/s, latency, stored vs sent, peak RSS, and, in the same run, the 
 single-row insert rate of Postgres into a table of the same shape, with the ratio.
 
     .venv/bin/python bench/ingest.py [--seconds 10] [--connections 64] [--raw-clients 4]
+                                     [--web-processes 2] [--no-worker]
 """
 
 from __future__ import annotations
@@ -151,6 +152,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--raw-clients", type=int, default=4)
     parser.add_argument("--no-worker", action="store_true", help="measure intake alone")
+    parser.add_argument(
+        "--web-processes", type=int, default=2, help="DUNNING_WEB_CONCURRENCY (one per core)"
+    )
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="dunning-bench-"))
@@ -167,6 +171,7 @@ def main() -> None:
             "DUNNING_STRIPE_WEBHOOK_SECRETS": SECRET,
             "DUNNING_PORT": str(port),
             "DUNNING_DATA_DIR": str(tmp / "data"),
+            "DUNNING_WEB_CONCURRENCY": str(args.web_processes),
         }
         web = subprocess.Popen(
             [sys.executable, "-m", "dunning.cli", "web"],
@@ -174,8 +179,12 @@ def main() -> None:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+        # --no-worker: a placeholder process, so intake alone has the machine's cores.
+        worker_cmd = (
+            ["sleep", "3600"] if args.no_worker else [sys.executable, "-m", "dunning.cli", "worker"]
+        )
         worker = subprocess.Popen(
-            [sys.executable, "-m", "dunning.cli", "worker"],
+            worker_cmd,
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -220,6 +229,8 @@ def main() -> None:
     p50 = statistics.median(latencies) * 1000
     p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
     print(f"connections            {args.connections}")
+    worker_state = "none" if args.no_worker else "applying events alongside"
+    print(f"web processes          {args.web_processes}  (worker: {worker_state})")
     print(f"duration               {args.seconds:.0f} s")
     print(f"events sent            {sent}")
     print(f"events accepted (200)  {accepted}")
