@@ -21,8 +21,8 @@ test: $(STAMP) $(CHROMIUM)
 
 # The page tests drive Debian's Chromium with Playwright; never a downloaded browser.
 $(CHROMIUM):
-	@if [ "$$(id -u)" -eq 0 ]; then apt-get update && apt-get install -y chromium; \
-	elif command -v sudo >/dev/null; then sudo apt-get update && sudo apt-get install -y chromium; \
+	@if [ "$$(id -u)" -eq 0 ]; then apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
+	elif command -v sudo >/dev/null; then sudo apt-get update && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
 	else echo "install Debian's chromium as root: apt-get install -y chromium" >&2; exit 1; fi
 
 lint: $(STAMP)
