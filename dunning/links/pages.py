@@ -12,6 +12,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 from urllib.parse import urlsplit
 
 from babel import Locale
@@ -227,83 +228,89 @@ def _money(amount: int, currency: str, fmt: Locale) -> str:
         return f"{amount / 100:.2f} {currency.upper()}"
 
 
-def render_pay(
-    view: CaseView,
+@dataclass(frozen=True)
+class CardForm:
+    """What every page with the Stripe.js card form needs, besides its own content."""
+
+    client_secret: str
+    publishable_key: str
+    stripe_js_url: str
+    post_url: str
+
+
+def _card_form_page(
+    template: str,
+    view: CaseView | RenewalView,
+    notices: dict[str, tuple[str, str]],
     *,
     locale: str,
     brand: Brand,
-    client_secret: str,
-    publishable_key: str,
-    stripe_js_url: str,
-    post_url: str,
+    form: CardForm,
     result: str | None,
+    **content: Any,
 ) -> Rendered:
-    """The update page: what is due, the plan, the card on file, and the card form."""
+    """Render a page with the plan, the card on file, a notice and the card form."""
     t = MESSAGES.get(locale, MESSAGES["en"])
-    fmt = resolve_locale(view.locale or locale).format_locale
-    amount = _money(view.amount, view.currency, fmt)
     plan_parts = [view.plan_name or "", interval_text(locale, view.interval, view.interval_count)]
-    notice_key, notice_kind = NOTICES.get(result or "", (None, ""))
+    notice_key, notice_kind = notices.get(result or "", (None, ""))
     nonce = secrets.token_urlsafe(16)
     html = _render(
-        "pay.html",
+        template,
         locale,
         brand,
-        amount=amount,
         plan=" · ".join(p for p in plan_parts if p),
         card=_card_text(view.card, t),
-        card_failed=view.card_failed,
         notice=t[notice_key] if notice_key else None,
         notice_kind=notice_kind,
-        publishable_key=publishable_key,
-        client_secret=client_secret,
+        publishable_key=form.publishable_key,
+        client_secret=form.client_secret,
         stripe_locale=STRIPE_JS_LOCALES.get(locale, "auto"),
-        stripe_js_url=stripe_js_url,
-        post_url=post_url,
+        stripe_js_url=form.stripe_js_url,
+        post_url=form.post_url,
         nonce=nonce,
+        **content,
     )
-    return Rendered(html, page_csp(stripe_js_url, nonce))
+    return Rendered(html, page_csp(form.stripe_js_url, nonce))
+
+
+def render_pay(
+    view: CaseView, *, locale: str, brand: Brand, form: CardForm, result: str | None
+) -> Rendered:
+    """The update page: what is due, the plan, the card on file, and the card form."""
+    fmt = resolve_locale(view.locale or locale).format_locale
+    return _card_form_page(
+        "pay.html",
+        view,
+        NOTICES,
+        locale=locale,
+        brand=brand,
+        form=form,
+        result=result,
+        amount=_money(view.amount, view.currency, fmt),
+        card_failed=view.card_failed,
+    )
 
 
 def render_renewal(
-    view: RenewalView,
-    *,
-    locale: str,
-    brand: Brand,
-    client_secret: str,
-    publishable_key: str,
-    stripe_js_url: str,
-    post_url: str,
-    result: str | None,
+    view: RenewalView, *, locale: str, brand: Brand, form: CardForm, result: str | None
 ) -> Rendered:
     """The renewal page: the next renewal's date and amount, the plan, the card on file
     (flagged when it expires first), and the card form; saving charges nothing."""
-    t = MESSAGES.get(locale, MESSAGES["en"])
     fmt = resolve_locale(view.locale or locale).format_locale
     amount = (
         _money(view.amount, view.currency, fmt)
         if view.amount is not None and view.currency
         else None
     )
-    plan_parts = [view.plan_name or "", interval_text(locale, view.interval, view.interval_count)]
-    notice_key, notice_kind = RENEWAL_NOTICES.get(result or "", (None, ""))
-    nonce = secrets.token_urlsafe(16)
-    html = _render(
+    return _card_form_page(
         "renewal.html",
-        locale,
-        brand,
+        view,
+        RENEWAL_NOTICES,
+        locale=locale,
+        brand=brand,
+        form=form,
+        result=result,
         amount=amount,
         renewal_date=format_local_date(view.renews_at, view.time_zone, fmt),
-        plan=" · ".join(p for p in plan_parts if p),
-        card=_card_text(view.card, t),
         card_expires_before_renewal=view.card_expires_before_renewal,
-        notice=t[notice_key] if notice_key else None,
-        notice_kind=notice_kind,
-        publishable_key=publishable_key,
-        client_secret=client_secret,
-        stripe_locale=STRIPE_JS_LOCALES.get(locale, "auto"),
-        stripe_js_url=stripe_js_url,
-        post_url=post_url,
-        nonce=nonce,
     )
-    return Rendered(html, page_csp(stripe_js_url, nonce))

@@ -157,10 +157,9 @@ def pay_page(token: str, request: Request, result: str | None = None) -> Respons
         view,
         locale=pages.page_locale(view, request.headers.get("accept-language")),
         brand=pages.brand(settings),
-        client_secret=client_secret,
-        publishable_key=key,
-        stripe_js_url=pages.stripe_js_url(settings),
-        post_url=f"/pay/{token}/card",
+        form=pages.CardForm(
+            client_secret, key, pages.stripe_js_url(settings), f"/pay/{token}/card"
+        ),
         result=result if result in pages.NOTICES else None,
     )
     return _html(rendered)
@@ -181,10 +180,9 @@ def _renewal_page(
         view,
         locale=pages.page_locale(view, request.headers.get("accept-language")),
         brand=pages.brand(settings),
-        client_secret=client_secret,
-        publishable_key=publishable_key,
-        stripe_js_url=pages.stripe_js_url(settings),
-        post_url=f"/pay/{token}/card",
+        form=pages.CardForm(
+            client_secret, publishable_key, pages.stripe_js_url(settings), f"/pay/{token}/card"
+        ),
         result=result if result in pages.RENEWAL_NOTICES else None,
     )
     return _html(rendered)

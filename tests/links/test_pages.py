@@ -35,15 +35,15 @@ def _view(**overrides: object) -> CaseView:
     return CaseView(**values)  # type: ignore[arg-type]
 
 
+FORM = pages.CardForm("seti_1_secret_x", "pk_test_x", pages.STRIPE_JS_URL, "/pay/t/card")
+
+
 def _pay(view: CaseView, locale: str, result: str | None = None) -> pages.Rendered:
     return pages.render_pay(
         view,
         locale=locale,
         brand=BRAND,
-        client_secret="seti_1_secret_x",
-        publishable_key="pk_test_x",
-        stripe_js_url=pages.STRIPE_JS_URL,
-        post_url="/pay/t/card",
+        form=FORM,
         result=result,
     )
 
@@ -174,10 +174,7 @@ def _renew(view: RenewalView, locale: str, result: str | None = None) -> pages.R
         view,
         locale=locale,
         brand=BRAND,
-        client_secret="seti_1_secret_x",
-        publishable_key="pk_test_x",
-        stripe_js_url=pages.STRIPE_JS_URL,
-        post_url="/pay/t/card",
+        form=FORM,
         result=result,
     )
 
