@@ -63,6 +63,11 @@ def show(case_id: int) -> None:
         for d in line["decisions"]:
             due = f"{d.due_at:%Y-%m-%d %H:%M}" if d.due_at else "-"
             typer.echo(f"  decision {d.kind} at {due}: {d.reason}")
+        for n in line["notifications"]:
+            typer.echo(
+                f"  email {n.template} ({n.locale or 'en'}) to {n.recipient or '-'}: {n.status}"
+                f"{' — ' + n.error if n.error else ''}"
+            )
         for x in line["actions"]:
             typer.echo(
                 f"  action {x.dedupe_key} {x.status} due {x.due_at:%Y-%m-%d %H:%M}"

@@ -169,3 +169,25 @@ def test_a_processor_retry_already_planned_is_not_doubled(clean_db: None) -> Non
     assert action["due_at"] >= stripe_retry.replace(microsecond=0) + timedelta(hours=1)
     [decision] = rows("SELECT reason FROM case_decisions ORDER BY id DESC LIMIT 1")
     assert "processor's own retry" in decision["reason"]
+
+
+def test_the_cases_commands_list_show_and_act(clean_db: None) -> None:
+    from typer.testing import CliRunner
+
+    from dunning.cli import app
+
+    now = int(datetime.now(UTC).timestamp())
+    _fail("in_cli", created=now - 60)
+    case_id = _case("in_cli")["id"]
+    runner = CliRunner()
+    listed = runner.invoke(app, ["cases", "list", "--state", "open"])
+    assert listed.exit_code == 0 and "cus_ops" in listed.output
+    shown = runner.invoke(app, ["cases", "show", str(case_id)])
+    assert shown.exit_code == 0
+    assert "insufficient_funds" in shown.output and f"case:{case_id}:retry:2" in shown.output
+    assert runner.invoke(app, ["cases", "pause", str(case_id)]).exit_code == 0
+    assert _case("in_cli")["paused"] is True
+    refused = runner.invoke(app, ["cases", "pause", "999999"])
+    assert refused.exit_code == 1 and "no case" in refused.output
+    [audit] = rows("SELECT actor, action FROM audit_log WHERE action = 'case.pause'")
+    assert audit["actor"].startswith("cli:")
