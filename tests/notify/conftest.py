@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from dunning.notify import Brand
+from dunning.notify.render import Brand
 
 VOID_TAGS = frozenset({"br", "img", "meta", "hr", "input", "link", "col", "area", "base", "wbr"})
 

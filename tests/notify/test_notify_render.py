@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from dunning.notify import (
+from dunning.notify.render import (
+    DEFAULT_TEMPLATES_DIR,
     END_ACTIONS,
     LOCALES,
     PAYMENT_LINK_TEMPLATES,
@@ -21,10 +22,10 @@ from dunning.notify import (
     EmailTemplateError,
     MissingVariableError,
     UnknownTemplateError,
+    _environments,
     render_email,
     sample_context,
 )
-from dunning.notify.render import DEFAULT_TEMPLATES_DIR, _environments
 
 HOSTILE = '<script>alert("x")</script> & Co'
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dunning.notify import LOCALES, Brand, render_email, sample_context
+from dunning.notify.render import LOCALES, Brand, render_email, sample_context
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 
