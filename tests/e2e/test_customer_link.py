@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -44,47 +43,15 @@ def _subscriber_with_expiring_card(base: str) -> tuple[str, str, str]:
     """A customer on a $49 monthly plan, paid with a card that expires at the end of this
     month (before the renewal a month from now); the ledger holds what Stripe holds."""
     sdk = sandbox.client(base)
-    tag = uuid.uuid4().hex[:8]
-    customer = sdk.v1.customers.create(
-        params={
-            "email": f"{tag}@example.com",
-            "name": f"Customer {tag}",
-            "metadata": {"time_zone": TIME_ZONE},
-        }
-    )
     today = datetime.now(UTC)
-    pm = sdk.v1.payment_methods.create(
-        params={
-            "type": "card",
-            "card": {
-                "number": EXPIRING_CARD,
-                "exp_month": today.month,
-                "exp_year": today.year,
-                "cvc": "123",
-            },
-        }
+    customer_id, sub_id = sandbox.subscribe(
+        sdk, EXPIRING_CARD, TIME_ZONE, expires=(today.month, today.year)
     )
-    sdk.v1.payment_methods.attach(pm.id, params={"customer": customer.id})
-    sdk.v1.customers.update(
-        customer.id, params={"invoice_settings": {"default_payment_method": pm.id}}
-    )
-    product = sdk.v1.products.create(params={"name": f"Pro {tag}"})
-    plan = sdk.v1.plans.create(
-        params={
-            "id": f"pro-{tag}",
-            "amount": 4900,
-            "currency": "usd",
-            "interval": "month",
-            "product": product.id,
-        }
-    )
-    sub = sdk.v1.subscriptions.create(
-        params={"customer": customer.id, "items": [{"plan": plan.id}]}
-    )
-    [invoice] = sdk.v1.invoices.list(params={"customer": customer.id}).data
+    pm_id = str(sdk.v1.customers.retrieve(customer_id).invoice_settings.default_payment_method)  # type: ignore[union-attr]
+    [invoice] = sdk.v1.invoices.list(params={"customer": customer_id}).data
     assert invoice.status == "paid"
-    _into_ledger(base, str(customer.id), str(sub.id))
-    return str(customer.id), str(sub.id), str(pm.id)
+    _into_ledger(base, customer_id, sub_id)
+    return customer_id, sub_id, pm_id
 
 
 def _into_ledger(base: str, customer_id: str, sub_id: str) -> None:

@@ -15,12 +15,15 @@ def client(base: str) -> stripe.StripeClient:
     return stripe.StripeClient(API_KEY, base_addresses={"api": base})
 
 
-def add_card(sdk: stripe.StripeClient, customer_id: str, number: str) -> str:
-    """Attach a card and make it the customer's default; return its id."""
+def add_card(
+    sdk: stripe.StripeClient, customer_id: str, number: str, expires: tuple[int, int] = (12, 2031)
+) -> str:
+    """Attach a card expiring (month, year) and make it the customer's default; its id."""
+    month, year = expires
     pm = sdk.v1.payment_methods.create(
         params={
             "type": "card",
-            "card": {"number": number, "exp_month": 12, "exp_year": 2031, "cvc": "123"},
+            "card": {"number": number, "exp_month": month, "exp_year": year, "cvc": "123"},
         }
     )
     sdk.v1.payment_methods.attach(pm.id, params={"customer": customer_id})
@@ -31,9 +34,12 @@ def add_card(sdk: stripe.StripeClient, customer_id: str, number: str) -> str:
 
 
 def subscribe(
-    sdk: stripe.StripeClient, card: str, time_zone: str = "America/New_York"
+    sdk: stripe.StripeClient,
+    card: str,
+    time_zone: str = "America/New_York",
+    expires: tuple[int, int] = (12, 2031),
 ) -> tuple[str, str]:
-    """A customer with ``card`` as default, subscribed to a $49 monthly plan."""
+    """A customer with ``card`` (expiring (month, year)) as default, on a $49 monthly plan."""
     tag = uuid.uuid4().hex[:8]
     customer = sdk.v1.customers.create(
         params={
@@ -42,7 +48,7 @@ def subscribe(
             "metadata": {"time_zone": time_zone},
         }
     )
-    add_card(sdk, customer.id, card)
+    add_card(sdk, customer.id, card, expires)
     product = sdk.v1.products.create(params={"name": f"Pro {tag}"})
     plan = sdk.v1.plans.create(
         params={
