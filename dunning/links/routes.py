@@ -14,6 +14,7 @@ the same way if there is one, else their next renewal (save a card, no charge); 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from urllib.parse import parse_qs
 
 import stripe
@@ -144,47 +145,33 @@ def pay_page(token: str, request: Request, result: str | None = None) -> Respons
         key = pages.publishable_key(settings)
         if key is None:
             raise ProcessorNotConfigured("DUNNING_STRIPE_PUBLISHABLE_KEY is not set")
+        form = pages.CardForm("", key, pages.stripe_js_url(settings), f"/pay/{token}/card")
+        accept = request.headers.get("accept-language")
         if isinstance(target, RenewalTarget):
-            return _renewal_page(token, request, target, adapter, key, result)
-        view = service.view_case(target, adapter)
-        client_secret = service.start_update(target, adapter)
+            renewal = customer.view_renewal(target, adapter)
+            form = replace(form, client_secret=customer.start_update(target, adapter))
+            rendered = pages.render_renewal(
+                renewal,
+                locale=pages.page_locale(renewal, accept),
+                brand=pages.brand(settings),
+                form=form,
+                result=result if result in pages.RENEWAL_NOTICES else None,
+            )
+        else:
+            view = service.view_case(target, adapter)
+            form = replace(form, client_secret=service.start_update(target, adapter))
+            rendered = pages.render_pay(
+                view,
+                locale=pages.page_locale(view, accept),
+                brand=pages.brand(settings),
+                form=form,
+                result=result if result in pages.NOTICES else None,
+            )
     except LinkRefused as refused:
         return _message(refused.reason, request)
     except _UNAVAILABLE:
         log.exception("pay page unavailable for %s", _who(target or claims))
         return _message("unavailable", request, 503, retry=f"/pay/{token}")
-    rendered = pages.render_pay(
-        view,
-        locale=pages.page_locale(view, request.headers.get("accept-language")),
-        brand=pages.brand(settings),
-        form=pages.CardForm(
-            client_secret, key, pages.stripe_js_url(settings), f"/pay/{token}/card"
-        ),
-        result=result if result in pages.NOTICES else None,
-    )
-    return _html(rendered)
-
-
-def _renewal_page(
-    token: str,
-    request: Request,
-    target: RenewalTarget,
-    adapter: StripeAdapter,
-    publishable_key: str,
-    result: str | None,
-) -> Response:
-    settings = _settings(request)
-    view = customer.view_renewal(target, adapter)
-    client_secret = customer.start_update(target, adapter)
-    rendered = pages.render_renewal(
-        view,
-        locale=pages.page_locale(view, request.headers.get("accept-language")),
-        brand=pages.brand(settings),
-        form=pages.CardForm(
-            client_secret, publishable_key, pages.stripe_js_url(settings), f"/pay/{token}/card"
-        ),
-        result=result if result in pages.RENEWAL_NOTICES else None,
-    )
     return _html(rendered)
 
 
