@@ -7,15 +7,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import psycopg
 import redis
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 
 from dunning.cases.routes import router as cases_router
-from dunning.db import get_engine, libpq_url
+from dunning.db import libpq_url
 from dunning.events.intake import GroupCommitter
 from dunning.events.routes import WEBHOOK_PATH, stripe_webhook
+from dunning.http import install_error_handlers
 from dunning.links.routes import router as links_router
 from dunning.notify.routes import router as emails_router
 from dunning.policy.routes import router as policy_router
@@ -24,10 +25,19 @@ from dunning.reports.routes import router as reports_router
 from dunning.settings import Settings, get_settings
 
 
-def _check_database() -> str:
+async def _check_database(dsn: str, timeout: float = 3) -> str:
+    """A fresh connection and ``SELECT 1`` within ``timeout``: a hung server must not hang
+    the health check (nor park a thread per probe, as a pooled sync check would)."""
+
+    async def probe() -> None:
+        conn = await psycopg.AsyncConnection.connect(dsn, connect_timeout=2, autocommit=True)
+        try:
+            await conn.execute("SELECT 1")
+        finally:
+            await conn.close()
+
     try:
-        with get_engine().connect() as conn:
-            conn.execute(text("SELECT 1"))
+        await asyncio.wait_for(probe(), timeout)
         return "ok"
     except Exception as exc:
         return f"error: {type(exc).__name__}"
@@ -73,6 +83,7 @@ def create_app(settings: Settings | None = None) -> Service:
 
     app = FastAPI(title="Dunning service", lifespan=lifespan)
     app.state.settings = settings
+    install_error_handlers(app)
     app.include_router(policy_router)
     app.include_router(cases_router)
     app.include_router(reports_router)
@@ -82,12 +93,19 @@ def create_app(settings: Settings | None = None) -> Service:
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
+        """200 only when the database, the broker and the webhook writers all work."""
         database, broker = await asyncio.gather(
-            asyncio.to_thread(_check_database), asyncio.to_thread(_check_broker, redis_url)
+            _check_database(libpq_url(database_url)), asyncio.to_thread(_check_broker, redis_url)
         )
-        ok = database == "ok" and broker == "ok"
+        intake = app.state.committer.health()
+        ok = database == broker == intake == "ok"
         return JSONResponse(
-            {"status": "ok" if ok else "degraded", "database": database, "broker": broker},
+            {
+                "status": "ok" if ok else "degraded",
+                "database": database,
+                "broker": broker,
+                "intake": intake,
+            },
             status_code=200 if ok else 503,
         )
 

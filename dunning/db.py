@@ -3,7 +3,7 @@
 Sessions commit or roll back in exactly one place (``session_scope``). Work that
 must only happen once the transaction is durable, such as sending a Celery task
 that refers to a new row, is registered with ``after_commit`` and dropped when the
-transaction rolls back (ARCHITECTURE rule 2).
+transaction rolls back (docs/architecture.md).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ from dunning.db import Base
 from dunning.events.models import ProcessorEvent
 from dunning.ledger.models import ChargeAttempt, Customer, Invoice, PaymentMethod, Subscription
 from dunning.notify.models import Notification
-from dunning.policy.store import PolicyActivation, RetryPolicy
+from dunning.policy.tables import PolicyActivation, RetryPolicy
 from dunning.scheduler.models import ScheduledAction
 
 __all__ = [

@@ -1,34 +1,86 @@
-"""Sending tasks to the workers by name, so the service package never imports the tasks."""
+"""The Celery app, and sending tasks to the workers by name.
+
+The service package owns the app (its broker settings come from ``dunning.settings``)
+and sends tasks by name, so it never imports the task modules in ``workers/``, which
+sit above it. No task is ever scheduled days ahead with an ETA: dates far away live
+in Postgres and periodic sweepers send the due work (docs/architecture.md).
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import lru_cache
+
+from celery import Celery
+
+from dunning.settings import get_settings
 
 log = logging.getLogger(__name__)
 
 APPLY_EVENTS = "workers.tasks.apply_events"
+RUN_ACTION = "workers.tasks.run_action"
+
+
+def broker_url(redis_url: str) -> str:
+    """Kombu spells a Unix-socket Redis ``redis+socket://``."""
+    if redis_url.startswith("unix://"):
+        return "redis+socket://" + redis_url[len("unix://") :]
+    return redis_url
+
+
+@lru_cache(maxsize=1)
+def celery_app() -> Celery:
+    """The one Celery app of the process, built on first use from the settings."""
+    settings = get_settings()
+    if not settings.redis_url:
+        raise RuntimeError("DUNNING_REDIS_URL is not set (embedded services not started)")
+    celery = Celery("dunning", broker=broker_url(settings.redis_url), include=["workers.tasks"])
+    celery.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        task_serializer="json",
+        accept_content=["json"],
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": 3600},
+        worker_hijack_root_logger=False,
+        beat_schedule={
+            "sweep-events": {
+                "task": "workers.tasks.sweep_events",
+                "schedule": max(settings.sweep_interval_seconds, 1.0),
+            },
+            "sweep-actions": {
+                "task": "workers.tasks.sweep_actions",
+                "schedule": settings.sweep_interval_seconds,
+            },
+            "reconcile": {
+                "task": "workers.tasks.reconcile",
+                "schedule": float(settings.reconcile_interval_seconds),
+            },
+            "scan-reminders": {
+                "task": "workers.tasks.scan_reminders",
+                "schedule": float(settings.email_scan_interval_seconds),
+            },
+        },
+    )
+    return celery
 
 
 def send_apply_events(event_ids: Sequence[int]) -> None:
     """Ask a worker to apply stored events; failures are left to the sweeper."""
     if not event_ids:
         return
-    from workers.celery_app import app
-
-    app.send_task(APPLY_EVENTS, args=[list(event_ids)], retry=False)
-
-
-RUN_ACTION = "workers.tasks.run_action"
+    celery_app().send_task(APPLY_EVENTS, args=[list(event_ids)], retry=False)
 
 
 def send_run_actions(claimed: Sequence[tuple[int, int]], now: datetime) -> None:
     """Ask the workers to perform claimed actions, one task each, over one connection.
 
     Each task carries its dispatch number, which guards against reruns."""
-    from workers.celery_app import app
-
+    app = celery_app()
     with app.producer_or_acquire() as producer:
         for action_id, dispatch in claimed:
             app.send_task(
@@ -37,3 +89,9 @@ def send_run_actions(claimed: Sequence[tuple[int, int]], now: datetime) -> None:
                 producer=producer,
                 retry=False,
             )
+
+
+def parse_clock(value: str) -> datetime:
+    """The sweeper's clock as sent in a task (naive means UTC)."""
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

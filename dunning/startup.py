@@ -7,6 +7,7 @@ import logging
 import typer
 
 from dunning.embedded import ensure_services
+from dunning.migrate import upgrade
 from dunning.settings import SettingsError, get_settings
 
 
@@ -28,7 +29,5 @@ def setup() -> dict[str, str]:
     started = ensure_services()
     get_settings.cache_clear()
     if "DUNNING_DATABASE_URL" in started:
-        from dunning.migrate import upgrade
-
         upgrade(started["DUNNING_DATABASE_URL"])
     return started

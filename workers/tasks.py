@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from dunning.cases import actions
+from dunning import actions, queue
 from dunning.events import reconcile as reconciler
 from dunning.events import service
 from dunning.notify import reminders
@@ -47,7 +47,7 @@ def run_action(action_id: int, dispatch: int, now: str) -> str:
     """Perform one scheduled action at the sweeper's clock ``now``."""
     settings = get_settings()
     adapter = StripeAdapter.from_settings(settings) if settings.stripe_api_key else None
-    return actions.run_action(adapter, action_id, dispatch, actions.utc(now))
+    return actions.run_action(adapter, action_id, dispatch, queue.parse_clock(now))
 
 
 @app.task(name="workers.tasks.scan_reminders")

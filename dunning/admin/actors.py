@@ -6,6 +6,8 @@ import getpass
 import os
 from dataclasses import dataclass
 
+from dunning.admin.models import Role
+
 SYSTEM = "system"
 """Actor of changes the service makes by itself (e.g. installing the default policy)."""
 
@@ -16,7 +18,7 @@ class Actor:
 
     key_id: int
     name: str
-    role: str
+    role: Role
 
 
 def cli_actor() -> str:

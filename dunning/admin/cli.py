@@ -7,7 +7,9 @@ from typing import Annotated
 
 import typer
 
-from dunning.admin.models import Role
+from dunning.admin.keys import ApiKeyError, create_api_key, list_api_keys, revoke_api_key
+from dunning.admin.models import ROLES
+from dunning.db import session_scope
 from dunning.startup import setup
 
 keys_app = typer.Typer(help="API keys for the admin and finance APIs.", no_args_is_help=True)
@@ -16,13 +18,10 @@ keys_app = typer.Typer(help="API keys for the admin and finance APIs.", no_args_
 @keys_app.command("create")
 def create(
     name: Annotated[str, typer.Argument(help="unique name, shown in the audit log")],
-    role: Annotated[str, typer.Option(help=f"one of: {', '.join(Role.ALL)}")],
+    role: Annotated[str, typer.Option(help=f"one of: {', '.join(ROLES)}")],
 ) -> None:
     """Create a key and print it once: only its hash is stored."""
     setup()
-    from dunning.admin.keys import ApiKeyError, create_api_key
-    from dunning.db import session_scope
-
     try:
         with session_scope() as session:
             key = create_api_key(session, name, role)
@@ -37,9 +36,6 @@ def create(
 def list_() -> None:
     """Every key with its role, display prefix and state."""
     setup()
-    from dunning.admin.keys import list_api_keys
-    from dunning.db import session_scope
-
     with session_scope() as session:
         keys = list_api_keys(session)
     if not keys:
@@ -60,9 +56,6 @@ def list_() -> None:
 def revoke(name: Annotated[str, typer.Argument(help="the key's name")]) -> None:
     """Revoke a key; requests with it get 401 from then on."""
     setup()
-    from dunning.admin.keys import ApiKeyError, revoke_api_key
-    from dunning.db import session_scope
-
     try:
         with session_scope() as session:
             changed = revoke_api_key(session, name)

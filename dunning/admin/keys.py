@@ -11,6 +11,7 @@ import hashlib
 import re
 import secrets
 import string
+from enum import StrEnum
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
@@ -18,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from dunning.admin.actors import SYSTEM, Actor, cli_actor
 from dunning.admin.audit import record_audit
-from dunning.admin.models import ApiKey, Role
+from dunning.admin.models import ROLES, ApiKey, Role
 from dunning.db import table
 
 _ALPHABET = string.ascii_letters + string.digits
@@ -30,6 +31,13 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9_.\-]{0,63}$")
 
 class ApiKeyError(ValueError):
     """A key that cannot be created or revoked as asked."""
+
+
+class KeyAudit(StrEnum):
+    """What key changes write in the audit log (the whole set: keys change only so)."""
+
+    CREATE = "api_key.create"
+    REVOKE = "api_key.revoke"
 
 
 def hash_key(key: str) -> str:
@@ -48,8 +56,8 @@ def create_api_key(session: Session, name: str, role: str, *, actor: str | None 
 
     ``actor`` defaults to the OS user (``cli:<user>``): keys are made on the command line.
     """
-    if role not in Role.ALL:
-        raise ApiKeyError(f"unknown role {role!r}: use one of {', '.join(Role.ALL)}")
+    if role not in ROLES:
+        raise ApiKeyError(f"unknown role {role!r}: use one of {', '.join(ROLES)}")
     if not _NAME.match(name) or name == SYSTEM:
         raise ApiKeyError(
             f"invalid key name {name!r}: lower-case letters, digits, '.', '_' or '-', "
@@ -66,7 +74,7 @@ def create_api_key(session: Session, name: str, role: str, *, actor: str | None 
     if key_id is None:
         raise ApiKeyError(f"an API key named {name!r} already exists (names are never reused)")
     details = {"name": name, "role": role, "key_prefix": display_prefix(key)}
-    record_audit(session, actor or cli_actor(), "api_key.create", "api_key", key_id, details)
+    record_audit(session, actor or cli_actor(), KeyAudit.CREATE, "api_key", key_id, details)
     return key
 
 
@@ -79,7 +87,7 @@ def revoke_api_key(session: Session, name: str, *, actor: str | None = None) -> 
         return False
     row.revoked_at = session.scalar(select(func.now()))
     details = {"name": row.name, "role": row.role}
-    record_audit(session, actor or cli_actor(), "api_key.revoke", "api_key", row.id, details)
+    record_audit(session, actor or cli_actor(), KeyAudit.REVOKE, "api_key", row.id, details)
     return True
 
 
@@ -95,4 +103,4 @@ def authenticate(session: Session, key: str) -> Actor | None:
     row = session.scalars(
         select(ApiKey).where(ApiKey.key_hash == hash_key(key), ApiKey.revoked_at.is_(None))
     ).one_or_none()
-    return None if row is None else Actor(key_id=row.id, name=row.name, role=row.role)
+    return None if row is None else Actor(key_id=row.id, name=row.name, role=Role(row.role))

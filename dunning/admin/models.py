@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import BigInteger, CheckConstraint, Index, String, func, text
@@ -12,13 +13,14 @@ from sqlalchemy.orm import Mapped, mapped_column
 from dunning.db import Base
 
 
-class Role:
+class Role(StrEnum):
     """Values of ``ApiKey.role``: ``ops`` can change things, ``finance`` can read."""
 
     OPS = "ops"
     FINANCE = "finance"
 
-    ALL = (OPS, FINANCE)
+
+ROLES: tuple[Role, ...] = tuple(Role)
 
 
 class ApiKey(Base):

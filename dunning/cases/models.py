@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import BigInteger, Boolean, Index, Integer, String, Text, func, text
@@ -12,7 +13,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from dunning.db import Base
 
 
-class CaseState:
+class CaseState(StrEnum):
     """Values of ``DunningCase.state``; every state but ``open`` is closed."""
 
     OPEN = "open"
@@ -22,10 +23,8 @@ class CaseState:
     CANCELED = "canceled"
     EXHAUSTED = "exhausted"  # the policy gave up and left the invoice past due
 
-    CLOSED = (RECOVERED, VOIDED, UNCOLLECTIBLE, CANCELED, EXHAUSTED)
 
-
-class RecoveredBy:
+class RecoveredBy(StrEnum):
     """Who paid a recovered invoice."""
 
     RETRY = "retry"
@@ -41,6 +40,14 @@ class DunningCase(Base):
     __table_args__ = (
         Index("ix_dunning_cases_open", "opened_at", postgresql_where=text("state = 'open'")),
         Index("ix_dunning_cases_customer", "customer_id"),
+        # Reports: the cohort of cases opened in a period.
+        Index("ix_dunning_cases_opened_at", "opened_at"),
+        # Reports: involuntary churn, cases that canceled the subscription, by end time.
+        Index(
+            "ix_dunning_cases_churned",
+            "closed_at",
+            postgresql_where=text("end_action = 'cancel_subscription'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -78,7 +85,7 @@ class CaseDecision(Base):
     policy_id: Mapped[int | None] = mapped_column(BigInteger)
 
 
-class CaseEventKind:
+class CaseEventKind(StrEnum):
     """What a customer (or a channel acting for them) did on a case."""
 
     LINK_OPENED = "link_opened"
@@ -93,7 +100,16 @@ class CaseEvent(Base):
     """
 
     __tablename__ = "case_events"
-    __table_args__ = (Index("ix_case_events_case", "case_id", "at"),)
+    __table_args__ = (
+        Index("ix_case_events_case", "case_id", "at"),
+        # Reports: the email funnel, customer events reached through an email.
+        Index(
+            "ix_case_events_notification",
+            "notification_id",
+            "kind",
+            postgresql_where=text("notification_id IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     case_id: Mapped[int] = mapped_column(BigInteger)

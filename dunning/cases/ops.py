@@ -3,7 +3,6 @@ both call these functions; every change is written to the audit log."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,14 +12,15 @@ from sqlalchemy.orm import Session
 from dunning.admin.actors import Actor
 from dunning.admin.audit import record_audit
 from dunning.cases import planner
+from dunning.cases import service as cases
 from dunning.cases.models import CaseDecision, CaseState, DunningCase
+from dunning.cases.payloads import ChargePayload, write_off_key
 from dunning.events.models import ProcessorEvent
 from dunning.ledger.models import ChargeAttempt
 from dunning.notify.models import Notification
-from dunning.policy.declines import DeclineClass
-from dunning.policy.network_rules import guard
-from dunning.policy.records import Decision, DecisionKind
-from dunning.scheduler.models import ScheduledAction
+from dunning.policy.records import DecisionKind
+from dunning.scheduler.models import ActionKind, ScheduledAction
+from dunning.scheduler.schedule import upsert_action
 
 _NOW_WINDOW = timedelta(minutes=5)
 
@@ -46,41 +46,28 @@ def _open_case(session: Session, case_id: int) -> DunningCase:
 
 def retry_now(session: Session, case_id: int, actor: Actor | str, now: datetime) -> str:
     """Schedule a retry for now, outside the policy's timing but never outside the
-    card networks' rules; returns the action's dedupe key."""
+    card networks' rules (the engine decides, with ``retry_now``); returns the action's
+    dedupe key."""
     case = _open_case(session, case_id)
-    given = planner.inputs_for(session, case, now)
-    if given is None:
+    decision = planner.decide_for(session, case, now, retry_now=True)
+    if decision is None:
         raise CaseActionRefused("the case has no failed attempt to retry")
-    proposed = Decision(
-        kind=DecisionKind.RETRY,
-        at=now,
-        reason=f"retry now, asked by {actor if isinstance(actor, str) else actor.name}",
-        decline_class=DeclineClass.UNKNOWN,
-        end_action=None,
-        attempt_number=sum(1 for a in given.history if not a.succeeded) + 1,
-    )
-    allowed = guard(
-        proposed,
-        history=given.history,
-        card_brand=given.card_brand,
-        card_history=given.card_history,
-        card_updated_at=given.card_updated_at,
-    )
-    if allowed.kind != DecisionKind.RETRY or allowed.at is None:
-        raise CaseActionRefused(f"the card network rules forbid a retry: {allowed.reason}")
-    if allowed.at > now + _NOW_WINDOW:
+    if decision.kind != DecisionKind.RETRY or decision.at is None:
+        raise CaseActionRefused(f"the card network rules forbid a retry: {decision.reason}")
+    if decision.at > now + _NOW_WINDOW:
         raise CaseActionRefused(
-            f"the card network rules allow the next retry at {allowed.at:%Y-%m-%d %H:%M} UTC: "
-            f"{allowed.reason}"
+            f"the card network rules allow the next retry at {decision.at:%Y-%m-%d %H:%M} UTC: "
+            f"{decision.reason}"
         )
     case.paused = False
-    key = planner.schedule(session, case, replace(allowed, at=now), now)
+    key = planner.schedule(session, case, decision, now)
+    planner.record(session, case, decision, now, now)
     _audit(session, actor, "case.retry_now", case, {"action": key})
     return key
 
 
 def pause(session: Session, case_id: int, actor: Actor | str) -> None:
-    """Stop all retries and end actions of the case until it is resumed."""
+    """Stop all retries, emails and end actions of the case until it is resumed."""
     case = _open_case(session, case_id)
     case.paused = True
     planner.cancel_pending(session, case.id)
@@ -91,42 +78,37 @@ def resume(session: Session, case_id: int, actor: Actor | str, now: datetime) ->
     """Let the policy plan the case again."""
     case = _open_case(session, case_id)
     case.paused = False
-    planner.plan(session, case, now)
+    cases.replan(session, case, now)
     _audit(session, actor, "case.resume", case, {})
 
 
 def write_off(session: Session, case_id: int, actor: Actor | str, now: datetime) -> None:
-    """Give up on the invoice now: the policy's end action is skipped, the invoice is
-    marked uncollectible by the end-action step the workers perform."""
+    """Give up on the invoice now: the invoice is marked uncollectible by the end-action
+    step the workers perform (the policy's own end action is skipped)."""
     case = _open_case(session, case_id)
+    key = write_off_key(case.id)
+    if session.scalar(select(ScheduledAction.id).where(ScheduledAction.dedupe_key == key)):
+        raise CaseActionRefused(f"case {case_id} is already being written off")
     case.paused = False
-    decision = Decision(
-        kind=DecisionKind.GIVE_UP,
-        at=now,
-        reason="written off by ops",
-        decline_class=DeclineClass.UNKNOWN,
-        end_action=None,
-        attempt_number=0,
-    )
     planner.cancel_pending(session, case.id)
-    session.add(
-        ScheduledAction(
-            case_id=case.id,
-            kind="end_action",
-            due_at=now,
-            dedupe_key=f"case:{case.id}:write-off",
-            payload={"attempt_number": 0, "end_action": "mark_uncollectible"},
-        )
+    upsert_action(
+        session,
+        key=key,
+        kind=ActionKind.END_ACTION,
+        due=now,
+        payload=ChargePayload(attempt_number=0, end_action="mark_uncollectible").as_json(),
+        case_id=case.id,
+        revive_any_canceled=False,
     )
     session.add(
         CaseDecision(
             case_id=case.id,
             decided_at=now,
-            kind=decision.kind.value,
+            kind=DecisionKind.GIVE_UP.value,
             due_at=now,
             attempt_number=0,
             decline_class=None,
-            reason=decision.reason,
+            reason="written off by ops",
             policy_id=case.policy_id,
         )
     )

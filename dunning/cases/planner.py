@@ -2,30 +2,29 @@
 
 The engine is pure (dunning/policy/engine.py); this module gathers its inputs from
 the ledger, records what it decided and why, and writes the action rows whose dedupe
-keys make each retry and each end action happen once per case.
+keys make each retry and each end action happen once per case. It returns the
+decision; its caller (``cases.service``) plans the emails that go with it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from dunning.cases.models import CaseDecision, CaseState, DunningCase
-from dunning.ledger.models import ChargeAttempt, Customer, Invoice, PaymentMethod, Subscription
-from dunning.notify import sequence as emails
+from dunning.cases.payloads import ChargePayload, end_key, retry_key
+from dunning.ledger.models import ChargeAttempt, Invoice, TriggeredBy
+from dunning.ledger.queries import charged_card, customer_time_zone
+from dunning.policy import store
 from dunning.policy.engine import decide
 from dunning.policy.models import Policy
 from dunning.policy.records import Attempt, Decision, DecisionKind
 from dunning.scheduler.models import ActionKind, ActionStatus, ScheduledAction
 from dunning.scheduler.schedule import CANCELED_AS_UNNEEDED, upsert_action
 
-# When Stripe's own retry is scheduled for the invoice, ours waits this long after it,
-# so the two never double up; the action re-reads the invoice before charging anyway.
-AFTER_PROCESSOR_RETRY = timedelta(hours=1)
 # What a new decision replaces; the case's emails follow their own plan (notify.sequence).
 _CHARGE_KINDS = (ActionKind.RETRY_CHARGE, ActionKind.END_ACTION)
 
@@ -52,7 +51,7 @@ def _attempt(row: ChargeAttempt, case: DunningCase) -> Attempt:
         network_advice_code=row.network_advice_code,
         card_brand=row.card_brand,
         card_fingerprint=row.card_fingerprint,
-        merchant_initiated=row.triggered_by != "customer",
+        merchant_initiated=row.triggered_by != TriggeredBy.CUSTOMER,
     )
 
 
@@ -72,18 +71,8 @@ def _card_history(
     return [_attempt(row, case) for row in rows]
 
 
-def _default_card(session: Session, case: DunningCase) -> PaymentMethod | None:
-    subscription = session.get(Subscription, case.subscription_id) if case.subscription_id else None
-    customer = session.get(Customer, case.customer_id) if case.customer_id else None
-    pm_id = (subscription and subscription.default_payment_method_id) or (
-        customer and customer.default_payment_method_id
-    )
-    return session.get(PaymentMethod, pm_id) if pm_id else None
-
-
-def _policy(session: Session, case: DunningCase) -> Policy:
-    from dunning.policy import store  # the store reads files and the database: import late
-
+def case_policy(session: Session, case: DunningCase) -> Policy:
+    """The policy version the case follows (chosen, by the split, when it opens)."""
     if case.policy_id is None:
         policy_id, policy = store.policy_for_customer(session, case.customer_id or case.invoice_id)
         case.policy_id, case.policy_version = policy_id, policy.version
@@ -109,8 +98,7 @@ def inputs_for(session: Session, case: DunningCase, now: datetime) -> EngineInpu
     history = _attempts(session, case)
     if not history or history[-1].succeeded:
         return None
-    customer = session.get(Customer, case.customer_id) if case.customer_id else None
-    card = _default_card(session, case)
+    card = charged_card(session, case.subscription_id, case.customer_id)
     last_failure = history[-1].at
     card_updated_at = None
     if card is not None:
@@ -121,9 +109,9 @@ def inputs_for(session: Session, case: DunningCase, now: datetime) -> EngineInpu
             card_updated_at = max(card.updated_at, last_failure)
     invoice = session.get(Invoice, case.invoice_id)
     return EngineInputs(
-        policy=_policy(session, case),
+        policy=case_policy(session, case),
         history=history,
-        time_zone=(customer.time_zone if customer else None) or "UTC",
+        time_zone=customer_time_zone(session, case.customer_id) or "UTC",
         card_brand=(card.brand if card else None) or history[-1].card_brand,
         card_history=_card_history(session, case, card.fingerprint if card else None, now),
         card_updated_at=card_updated_at,
@@ -131,12 +119,15 @@ def inputs_for(session: Session, case: DunningCase, now: datetime) -> EngineInpu
     )
 
 
-def decide_for(session: Session, case: DunningCase, now: datetime) -> Decision | None:
-    """The engine's decision for an open case, from the ledger as it stands."""
+def decide_for(
+    session: Session, case: DunningCase, now: datetime, *, retry_now: bool = False
+) -> Decision | None:
+    """The engine's decision for an open case, from the ledger as it stands
+    (``retry_now``: ops asked for a retry now; the engine still applies the network rules)."""
     given = inputs_for(session, case, now)
     if given is None:
         return None
-    decision = decide(
+    return decide(
         given.policy,
         given.history,
         now=now,
@@ -144,18 +135,9 @@ def decide_for(session: Session, case: DunningCase, now: datetime) -> Decision |
         card_brand=given.card_brand,
         card_history=given.card_history,
         card_updated_at=given.card_updated_at,
+        processor_retry_at=given.processor_retry_at,
+        retry_now=retry_now,
     )
-    processor_retry = given.processor_retry_at
-    if decision.kind == DecisionKind.RETRY and processor_retry and decision.at:
-        earliest = processor_retry + AFTER_PROCESSOR_RETRY
-        if decision.at < earliest:
-            decision = replace(
-                decision,
-                at=earliest,
-                reason=f"{decision.reason}; after the processor's own retry at "
-                f"{processor_retry:%Y-%m-%d %H:%M} UTC",
-            )
-    return decision
 
 
 def plan(session: Session, case: DunningCase, now: datetime) -> Decision | None:
@@ -168,35 +150,34 @@ def plan(session: Session, case: DunningCase, now: datetime) -> Decision | None:
         return None
     due = decision.at if decision.kind != DecisionKind.GIVE_UP and decision.at else now
     schedule(session, case, decision, due)
-    _record(session, case, decision, due, now)
-    emails.plan_case_emails(session, case, decision, now)
+    record(session, case, decision, due, now)
     return decision
 
 
 def schedule(session: Session, case: DunningCase, decision: Decision, due: datetime) -> str:
     """Write the action a decision calls for, replacing the case's other pending ones."""
     if decision.kind == DecisionKind.RETRY:
-        key, kind = f"case:{case.id}:retry:{decision.attempt_number}", ActionKind.RETRY_CHARGE
+        key, kind = retry_key(case.id, decision.attempt_number), ActionKind.RETRY_CHARGE
     else:
-        key, kind = f"case:{case.id}:end", ActionKind.END_ACTION
-    payload: dict[str, Any] = {
-        "attempt_number": decision.attempt_number,
-        "end_action": (decision.end_action or _policy(session, case).end_action).value,
-    }
+        key, kind = end_key(case.id), ActionKind.END_ACTION
+    payload = ChargePayload(
+        attempt_number=decision.attempt_number,
+        end_action=(decision.end_action or case_policy(session, case).end_action).value,
+    )
     cancel_pending(session, case.id, keep=key, kinds=_CHARGE_KINDS)
     upsert_action(
         session,
         key=key,
         kind=kind,
         due=due,
-        payload=payload,
+        payload=payload.as_json(),
         case_id=case.id,
         revive_any_canceled=True,
     )
     return key
 
 
-def _record(
+def record(
     session: Session, case: DunningCase, decision: Decision, due: datetime, now: datetime
 ) -> None:
     """Add the decision to the case's timeline unless it repeats the last one."""
@@ -234,8 +215,7 @@ def cancel_pending(
     kinds: tuple[str, ...] | None = None,
 ) -> None:
     """Cancel the case's actions that have not started (all, or all but ``keep``, or
-    only those of ``kinds``). Canceling all of a closed case also plans its closing
-    email (thank you), which must outlive the cancel."""
+    only those of ``kinds``)."""
     stmt = update(ScheduledAction).where(
         ScheduledAction.case_id == case_id,
         ScheduledAction.status.in_((ActionStatus.PENDING, ActionStatus.CLAIMED)),
@@ -245,5 +225,3 @@ def cancel_pending(
     if kinds is not None:
         stmt = stmt.where(ScheduledAction.kind.in_(kinds))
     session.execute(stmt.values(status=ActionStatus.CANCELED, result=CANCELED_AS_UNNEEDED))
-    if keep is None and kinds is None:
-        emails.on_case_closed(session, case_id, datetime.now(UTC))

@@ -12,6 +12,7 @@ from dunning.admin.auth import OpsActor, ReaderActor
 from dunning.cases import ops
 from dunning.cases.models import DunningCase
 from dunning.db import session_scope
+from dunning.http import DbText, Instant, Offset, RowId
 
 router = APIRouter(prefix="/api/cases", tags=["cases"])
 
@@ -117,13 +118,13 @@ class ActionAccepted(BaseModel):
 @router.get("", response_model=list[CaseOut])
 def list_cases(
     actor: ReaderActor,
-    state: str | None = None,
-    customer: str | None = None,
-    decline_class: str | None = None,
-    opened_from: datetime | None = None,
-    opened_to: datetime | None = None,
+    state: DbText | None = None,
+    customer: DbText | None = None,
+    decline_class: DbText | None = None,
+    opened_from: Instant | None = None,
+    opened_to: Instant | None = None,
     limit: int = Query(100, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: Offset = 0,
 ) -> list[DunningCase]:
     """Cases, newest first, filtered by state, customer, decline class and opening date."""
     stmt = ops.case_query(
@@ -138,7 +139,7 @@ def list_cases(
 
 
 @router.get("/{case_id}", response_model=CaseDetail)
-def show_case(case_id: int, actor: ReaderActor) -> dict[str, Any]:
+def show_case(case_id: RowId, actor: ReaderActor) -> dict[str, Any]:
     """One case with its events, attempts, decisions (with reasons) and actions."""
     with session_scope() as session:
         case = session.get(DunningCase, case_id)
@@ -160,25 +161,25 @@ def _act(case_id: int, done: str, change: Any) -> ActionAccepted:
 
 
 @router.post("/{case_id}/retry-now", response_model=ActionAccepted)
-def retry_now(case_id: int, actor: OpsActor) -> ActionAccepted:
+def retry_now(case_id: RowId, actor: OpsActor) -> ActionAccepted:
     """Retry within minutes, if the card networks' rules allow it (409 otherwise)."""
     now = datetime.now(UTC)
     return _act(case_id, "retry scheduled", lambda s: ops.retry_now(s, case_id, actor, now))
 
 
 @router.post("/{case_id}/pause", response_model=ActionAccepted)
-def pause(case_id: int, actor: OpsActor) -> ActionAccepted:
+def pause(case_id: RowId, actor: OpsActor) -> ActionAccepted:
     return _act(case_id, "paused", lambda s: ops.pause(s, case_id, actor))
 
 
 @router.post("/{case_id}/resume", response_model=ActionAccepted)
-def resume(case_id: int, actor: OpsActor) -> ActionAccepted:
+def resume(case_id: RowId, actor: OpsActor) -> ActionAccepted:
     now = datetime.now(UTC)
     return _act(case_id, "resumed", lambda s: ops.resume(s, case_id, actor, now))
 
 
 @router.post("/{case_id}/write-off", response_model=ActionAccepted)
-def write_off(case_id: int, actor: OpsActor) -> ActionAccepted:
+def write_off(case_id: RowId, actor: OpsActor) -> ActionAccepted:
     """Mark the invoice uncollectible now and close the case."""
     now = datetime.now(UTC)
     return _act(case_id, "written off", lambda s: ops.write_off(s, case_id, actor, now))

@@ -5,10 +5,16 @@ invoice paid -> recovered, void -> voided, uncollectible -> uncollectible,
 subscription canceled -> canceled, otherwise open. Every change to an invoice or
 subscription recomputes it, under a lock on the invoice row, so two workers
 applying events of one invoice at once serialise instead of racing.
+
+This module is what the callers above the cases (event handlers, action handlers,
+the self-serve page) call after the ledger changed. It asks the planner what comes
+next and then plans the emails that go with it: the planner only decides and
+schedules the charge actions.
 """
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 from sqlalchemy import select
@@ -18,27 +24,20 @@ from sqlalchemy.orm import Session
 from dunning.cases import planner
 from dunning.cases.models import CaseState, DunningCase, RecoveredBy
 from dunning.db import table as core_table
-from dunning.ledger.models import ChargeAttempt, Invoice, Subscription
+from dunning.ledger import apply
+from dunning.ledger.locks import lock_invoice
+from dunning.ledger.models import ChargeAttempt, Invoice, Subscription, TriggeredBy
+from dunning.ledger.queries import attempt_from_charge
+from dunning.notify import sequence as emails
+from dunning.policy.records import Decision
+from dunning.processors import stripe_objects as so
+from dunning.processors.stripe_adapter import PayResult
 
-_RECOVERED_BY = {
-    "service": RecoveredBy.RETRY,
-    "customer": RecoveredBy.CUSTOMER,
-    "card_updater": RecoveredBy.CARD_UPDATER,
+_RECOVERED_BY: dict[str, RecoveredBy] = {
+    TriggeredBy.SERVICE: RecoveredBy.RETRY,
+    TriggeredBy.CUSTOMER: RecoveredBy.CUSTOMER,
+    TriggeredBy.CARD_UPDATER: RecoveredBy.CARD_UPDATER,
 }
-
-
-def lock_invoice(session: Session, invoice_id: str, *, customer_id: str | None = None) -> Invoice:
-    """Make sure the invoice row exists and hold its lock for this transaction."""
-    session.execute(
-        insert(core_table(Invoice))
-        .values(id=invoice_id, customer_id=customer_id)
-        .on_conflict_do_nothing(index_elements=["id"])
-    )
-    invoice = session.execute(
-        select(Invoice).where(Invoice.id == invoice_id).with_for_update()
-    ).scalar_one()
-    session.refresh(invoice)
-    return invoice
 
 
 def on_failed_charge(
@@ -65,8 +64,16 @@ def on_failed_charge(
     if at < case.opened_at:
         case.opened_at = at
     _refresh(session, case, invoice)
-    planner.plan(session, case, now or datetime.now(UTC))
+    replan(session, case, now or datetime.now(UTC))
     return case
+
+
+def replan(session: Session, case: DunningCase, now: datetime) -> Decision | None:
+    """Ask the planner what comes next for the case, then plan the emails that go with it."""
+    decision = planner.plan(session, case, now)
+    if decision is not None:
+        emails.plan_case_emails(session, case, decision, now)
+    return decision
 
 
 def on_invoice_changed(session: Session, invoice_id: str) -> DunningCase | None:
@@ -85,17 +92,6 @@ def on_subscription_canceled(session: Session, subscription_id: str) -> None:
     ).all()
     for invoice_id in ids:
         on_invoice_changed(session, invoice_id)
-
-
-def lock_invoices_of_subscription(session: Session, subscription_id: str) -> None:
-    """Take the invoice locks of a subscription's cases before touching the subscription."""
-    ids = session.scalars(
-        select(DunningCase.invoice_id)
-        .where(DunningCase.subscription_id == subscription_id)
-        .order_by(DunningCase.invoice_id)
-    ).all()
-    for invoice_id in ids:
-        lock_invoice(session, invoice_id)
 
 
 def _case_for(session: Session, invoice_id: str) -> DunningCase | None:
@@ -131,13 +127,14 @@ def _refresh(session: Session, case: DunningCase, invoice: Invoice) -> None:
         return
     case.state = state
     case.closed_at = closed_at
-    if state != CaseState.OPEN:
-        planner.cancel_pending(session, case.id)
     case.recovered_amount = None
     case.recovered_by = None
     if state == CaseState.RECOVERED:
         case.recovered_amount = invoice.amount_paid or case.amount
         case.recovered_by = _who_paid(session, invoice.id)
+    if state != CaseState.OPEN:
+        planner.cancel_pending(session, case.id)
+        emails.on_case_closed(session, case, datetime.now(UTC))
 
 
 def _share_subscription(session: Session, subscription_id: str | None) -> Subscription | None:
@@ -166,3 +163,45 @@ def _who_paid(session: Session, invoice_id: str) -> str:
         .limit(1)
     )
     return _RECOVERED_BY.get(triggered_by or "", RecoveredBy.PROCESSOR)
+
+
+def record_charge(
+    session: Session,
+    case_id: int,
+    invoice_id: str,
+    result: PayResult,
+    now: datetime,
+    *,
+    ref: str,
+    triggered_by: TriggeredBy,
+) -> None:
+    """Record a charge we made: it becomes a ledger row and the case follows the invoice.
+
+    The one way every channel (retry, customer, card updater) records its charge, so
+    the case's ``recovered_by`` always comes from the succeeded attempt's
+    ``triggered_by``. ``ref`` names the charge within its channel (attempt number,
+    SetupIntent id) when the processor reported no charge id.
+    """
+    charge = so.read_charge(result.charge) if result.charge else None
+    values = attempt_from_charge(
+        charge,
+        attempt_key=charge.id if charge else f"{invoice_id}#{triggered_by}-{ref}",
+        invoice_id=invoice_id,
+        attempted_at=now,
+        succeeded=result.paid,
+        triggered_by=triggered_by,
+        source_event_id=f"{_SOURCE_PREFIX.get(triggered_by, triggered_by)}:case-{case_id}:{ref}",
+    )
+    values["failure_code"] = values["failure_code"] or result.error_code
+    values["failure_message"] = values["failure_message"] or result.message
+    values["decline_code"] = values["decline_code"] or result.decline_code
+    apply.record_attempt(session, values)
+    apply.apply_invoice(session, result.invoice, int(time.time()))
+    if result.paid:
+        on_invoice_changed(session, invoice_id)
+    else:
+        on_failed_charge(session, invoice_id, at=now, now=now)
+
+
+# Where a charge we made came from, in the ledger's ``source_event_id``.
+_SOURCE_PREFIX = {TriggeredBy.SERVICE: "retry"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import BigInteger, Index, Integer, String, Text, UniqueConstraint, func, text
@@ -12,7 +13,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from dunning.db import Base
 
 
-class EventStatus:
+class EventStatus(StrEnum):
     """Values of ``ProcessorEvent.status``."""
 
     PENDING = "pending"

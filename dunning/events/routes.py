@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from dunning.events.intake import DatabaseUnavailable, GroupCommitter
+from dunning.events.intake import DatabaseUnavailable, GroupCommitter, UnstorableEvent
 from dunning.events.signature import SignatureError, verify
 from dunning.events.store import MalformedEvent, parse_event
 from dunning.settings import Settings
@@ -81,6 +81,8 @@ async def stripe_webhook(
             raise _Rejected(400, str(exc)) from None
         try:
             new = await committer.submit(event)
+        except UnstorableEvent as exc:
+            raise _Rejected(400, f"event cannot be stored: {exc}") from None
         except DatabaseUnavailable:
             raise _Rejected(503, "event store unavailable; retry later") from None
     except _Rejected as rejected:

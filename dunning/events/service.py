@@ -1,4 +1,8 @@
-"""Handling stored events: dispatch by type, once, recording failures for replay."""
+"""Handling stored events: dispatch by type, once, recording failures for replay.
+
+Each handler applies the event to the ledger, which returns what changed, and then
+tells the cases (the ledger itself knows nothing of them; docs/architecture.md).
+"""
 
 from __future__ import annotations
 
@@ -14,10 +18,12 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from dunning import queue
+from dunning.cases import service as cases
 from dunning.db import after_commit, session_scope
 from dunning.events.models import EventStatus, ProcessorEvent
 from dunning.events.store import INSERT_EVENTS_SQL, IncomingEvent, insert_params
 from dunning.ledger import apply
+from dunning.ledger.models import TriggeredBy
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +43,15 @@ def _version(event: ProcessorEvent) -> int:
 
 
 def _invoice_failed(s: Session, p: dict[str, Any], e: ProcessorEvent) -> None:
-    apply.apply_invoice_failed(s, _obj(p), _version(e), e.event_id, triggered_by="processor")
+    invoice, at = apply.apply_invoice_failed(
+        s, _obj(p), _version(e), e.event_id, triggered_by=TriggeredBy.PROCESSOR
+    )
+    cases.on_failed_charge(s, invoice.id, at=at)
 
 
 def _invoice_state(s: Session, p: dict[str, Any], e: ProcessorEvent) -> None:
-    apply.apply_invoice_state(s, _obj(p), _version(e))
+    invoice = apply.apply_invoice_state(s, _obj(p), _version(e))
+    cases.on_invoice_changed(s, invoice.id)
 
 
 def _customer(s: Session, p: dict[str, Any], e: ProcessorEvent) -> None:
@@ -49,7 +59,9 @@ def _customer(s: Session, p: dict[str, Any], e: ProcessorEvent) -> None:
 
 
 def _subscription(s: Session, p: dict[str, Any], e: ProcessorEvent) -> None:
-    apply.apply_subscription(s, _obj(p), _version(e))
+    subscription = apply.apply_subscription(s, _obj(p), _version(e))
+    if subscription.status == "canceled":
+        cases.on_subscription_canceled(s, subscription.id)
 
 
 def _payment_method(s: Session, p: dict[str, Any], e: ProcessorEvent) -> None:
@@ -63,7 +75,9 @@ def _payment_method(s: Session, p: dict[str, Any], e: ProcessorEvent) -> None:
 
 
 def _charge(s: Session, p: dict[str, Any], e: ProcessorEvent) -> None:
-    apply.apply_charge(s, _obj(p), e.event_id, triggered_by="processor")
+    charge = apply.apply_charge(s, _obj(p), e.event_id, triggered_by=TriggeredBy.PROCESSOR)
+    if charge.invoice_id and not charge.succeeded:
+        cases.on_failed_charge(s, charge.invoice_id, at=charge.created or datetime.now(UTC))
 
 
 def _upcoming(s: Session, p: dict[str, Any], e: ProcessorEvent) -> None:

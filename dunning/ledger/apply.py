@@ -4,6 +4,9 @@ Each snapshot upsert only wins over a stored row whose ``version`` (the event's
 ``created``) is not newer, and an invoice never leaves a final state except
 ``uncollectible -> paid``. Charge attempts are facts, so they are recorded whatever
 order they arrive in, keyed by charge so a repeat changes nothing.
+
+The ledger knows nothing of dunning cases: each function returns what changed, and
+the caller (the event handler, a retry, the self-serve page) tells the cases.
 """
 
 from __future__ import annotations
@@ -15,9 +18,17 @@ from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select, up
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from dunning.cases import service as cases
 from dunning.db import table as core_table
-from dunning.ledger.models import ChargeAttempt, Customer, Invoice, PaymentMethod, Subscription
+from dunning.ledger.locks import lock_invoice, lock_invoices_of_subscription
+from dunning.ledger.models import (
+    ChargeAttempt,
+    Customer,
+    Invoice,
+    PaymentMethod,
+    Subscription,
+    TriggeredBy,
+)
+from dunning.ledger.queries import attempt_from_charge
 from dunning.processors import stripe_objects as so
 
 # Invoice states in the order they can follow each other; a lower rank never
@@ -66,7 +77,8 @@ def apply_customer(session: Session, obj: so.Obj, version: int, deleted: bool = 
         _upsert(session, Customer, values, version)
 
 
-def apply_subscription(session: Session, obj: so.Obj, version: int) -> None:
+def apply_subscription(session: Session, obj: so.Obj, version: int) -> so.SubscriptionRecord:
+    """Upsert a subscription snapshot; a cancellation first locks its invoices."""
     rec = so.read_subscription(obj)
     values = {
         "id": rec.id,
@@ -83,9 +95,8 @@ def apply_subscription(session: Session, obj: so.Obj, version: int) -> None:
         "canceled_at": rec.canceled_at,
         "default_payment_method_id": rec.default_payment_method_id,
     }
-    if rec.status == "canceled":
-        # Lock order is invoice, then subscription, everywhere (see cases.service).
-        cases.lock_invoices_of_subscription(session, rec.id)
+    if rec.status == "canceled":  # lock order: invoice, then subscription (ledger.locks)
+        lock_invoices_of_subscription(session, rec.id)
     table = core_table(Subscription)
     stmt = insert(table).values(**values, version=version)
     changed: dict[str, Any] = {k: stmt.excluded[k] for k in values if k != "id"}
@@ -101,8 +112,7 @@ def apply_subscription(session: Session, obj: so.Obj, version: int) -> None:
             ),
         )
     )
-    if rec.status == "canceled":
-        cases.on_subscription_canceled(session, rec.id)
+    return rec
 
 
 def apply_payment_method(
@@ -230,48 +240,35 @@ def _renumber(session: Session, invoice_id: str) -> None:
     )
 
 
-def apply_charge(session: Session, obj: so.Obj, event_id: str, triggered_by: str) -> None:
-    """Record a charge outcome; a failure on an invoice opens (or joins) its case."""
+def apply_charge(
+    session: Session, obj: so.Obj, event_id: str, triggered_by: TriggeredBy
+) -> so.ChargeRecord:
+    """Record a charge outcome (locking its invoice first); return what it said."""
     rec = so.read_charge(obj)
-    invoice_id = rec.invoice_id
-    if invoice_id:
-        cases.lock_invoice(session, invoice_id, customer_id=rec.customer_id)
+    if rec.invoice_id:
+        lock_invoice(session, rec.invoice_id, customer_id=rec.customer_id)
     record_attempt(
         session,
-        {
-            "attempt_key": rec.id,
-            "charge_id": rec.id,
-            "payment_intent_id": rec.payment_intent_id,
-            "invoice_id": invoice_id,
-            "customer_id": rec.customer_id,
-            "attempted_at": rec.created or datetime.now(UTC),
-            "amount": rec.amount,
-            "currency": rec.currency,
-            "outcome": "succeeded" if rec.succeeded else "failed",
-            "failure_code": rec.failure_code,
-            "failure_message": rec.failure_message,
-            "decline_code": rec.decline_code,
-            "network_decline_code": rec.network_decline_code,
-            "advice_code": rec.advice_code,
-            "network_advice_code": rec.network_advice_code,
-            "card_brand": rec.card_brand,
-            "card_last4": rec.card_last4,
-            "card_fingerprint": rec.card_fingerprint,
-            "payment_method_id": rec.payment_method_id,
-            "triggered_by": triggered_by,
-            "source_event_id": event_id,
-        },
+        attempt_from_charge(
+            rec,
+            attempt_key=rec.id,
+            invoice_id=rec.invoice_id,
+            attempted_at=rec.created,
+            succeeded=rec.succeeded,
+            triggered_by=triggered_by,
+            source_event_id=event_id,
+        ),
     )
-    if invoice_id and not rec.succeeded:
-        cases.on_failed_charge(session, invoice_id, at=rec.created or datetime.now(UTC))
+    return rec
 
 
 def apply_invoice_failed(
-    session: Session, obj: so.Obj, version: int, event_id: str, triggered_by: str
-) -> None:
-    """An invoice payment failed: update the invoice, record the attempt, open the case."""
+    session: Session, obj: so.Obj, version: int, event_id: str, triggered_by: TriggeredBy
+) -> tuple[so.InvoiceRecord, datetime]:
+    """An invoice payment failed: update the invoice and record the attempt; returns
+    the invoice and the time of the failure."""
     rec = so.read_invoice(obj)
-    cases.lock_invoice(session, rec.id, customer_id=rec.customer_id)
+    lock_invoice(session, rec.id, customer_id=rec.customer_id)
     apply_invoice(session, obj, version)
     at = datetime.fromtimestamp(version, tz=UTC)
     attempt_number = max(rec.attempt_count, 1)
@@ -290,19 +287,19 @@ def apply_invoice_failed(
             "amount": rec.amount_due,
             "currency": rec.currency,
             "outcome": "failed",
-            "triggered_by": triggered_by,
+            "triggered_by": triggered_by.value,
             "source_event_id": event_id,
         },
     )
-    cases.on_failed_charge(session, rec.id, at=at)
+    return rec, at
 
 
-def apply_invoice_state(session: Session, obj: so.Obj, version: int) -> None:
-    """Any other invoice event: update the snapshot and let the case follow it."""
+def apply_invoice_state(session: Session, obj: so.Obj, version: int) -> so.InvoiceRecord:
+    """Any other invoice event: lock and update the snapshot."""
     rec = so.read_invoice(obj)
-    cases.lock_invoice(session, rec.id, customer_id=rec.customer_id)
+    lock_invoice(session, rec.id, customer_id=rec.customer_id)
     apply_invoice(session, obj, version)
-    cases.on_invoice_changed(session, rec.id)
+    return rec
 
 
 def apply_upcoming(session: Session, obj: so.Obj) -> None:

@@ -3,17 +3,27 @@
 Rows reference each other by processor id without foreign keys, because events
 arrive in any order: a subscription may be seen before its customer. Each
 snapshot row keeps ``version`` (the processor's event time of the snapshot) so an
-older snapshot never overwrites a newer one (ARCHITECTURE rule 5).
+older snapshot never overwrites a newer one (docs/architecture.md).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
-from sqlalchemy import BigInteger, Boolean, Index, Integer, String, Text, func
+from sqlalchemy import BigInteger, Boolean, Index, Integer, String, Text, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from dunning.db import Base
+
+
+class TriggeredBy(StrEnum):
+    """Who made a charge attempt (``charge_attempts.triggered_by``)."""
+
+    PROCESSOR = "processor"  # the processor's own renewal or retry
+    SERVICE = "service"  # our scheduled retry
+    CUSTOMER = "customer"  # the customer, on the self-serve page
+    CARD_UPDATER = "card_updater"  # our retry right after a card-updater refresh
 
 
 class Customer(Base):
@@ -38,7 +48,15 @@ class Subscription(Base):
     """A subscription and what it renews for."""
 
     __tablename__ = "subscriptions"
-    __table_args__ = (Index("ix_subscriptions_customer", "customer_id"),)
+    __table_args__ = (
+        Index("ix_subscriptions_customer", "customer_id"),
+        # The renewal-reminder scan: live subscriptions by their next renewal.
+        Index(
+            "ix_subscriptions_renewal",
+            "current_period_end",
+            postgresql_where=text("status IN ('active', 'trialing')"),
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(255), primary_key=True)
     customer_id: Mapped[str | None] = mapped_column(String(255))
@@ -60,10 +78,19 @@ class Subscription(Base):
 
 
 class PaymentMethod(Base):
-    """A card's public details; never a number or a CVC (ARCHITECTURE rule 8)."""
+    """A card's public details; never a number or a CVC (docs/architecture.md)."""
 
     __tablename__ = "payment_methods"
-    __table_args__ = (Index("ix_payment_methods_customer", "customer_id"),)
+    __table_args__ = (
+        Index("ix_payment_methods_customer", "customer_id"),
+        # The card-expiring scan: attached cards by expiry month.
+        Index(
+            "ix_payment_methods_expiry",
+            "exp_year",
+            "exp_month",
+            postgresql_where=text("NOT detached"),
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(255), primary_key=True)
     customer_id: Mapped[str | None] = mapped_column(String(255))
@@ -85,6 +112,14 @@ class Invoice(Base):
     __table_args__ = (
         Index("ix_invoices_customer", "customer_id"),
         Index("ix_invoices_subscription", "subscription_id"),
+        # Reports: subscription invoices paid in a period (the failure-rate denominator).
+        Index(
+            "ix_invoices_subscription_paid_at",
+            "paid_at",
+            postgresql_where=text("subscription_id IS NOT NULL"),
+        ),
+        # Reports: did a subscription have an invoice before a date (active at that date)?
+        Index("ix_invoices_subscription_created", "subscription_id", "processor_created"),
     )
 
     id: Mapped[str] = mapped_column(String(255), primary_key=True)

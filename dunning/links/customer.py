@@ -38,6 +38,13 @@ from dunning.admin.models import AuditEntry
 from dunning.cases.models import CaseState, DunningCase
 from dunning.db import session_scope
 from dunning.ledger.models import Customer, PaymentMethod, Subscription
+from dunning.ledger.queries import (
+    LIVE_SUBSCRIPTION,
+    charged_card_id,
+    last_day_of_month,
+    renewal_amount,
+    renews,
+)
 from dunning.links.service import (
     SETUP_INTENT_ID,
     Card,
@@ -47,11 +54,10 @@ from dunning.links.service import (
     fold_default,
 )
 from dunning.links.tokens import CustomerLinkClaims, LinkClaims
-from dunning.notify import hours
-from dunning.notify.compose import LIVE_SUBSCRIPTION, last_day_of_month, renewal_amount
 from dunning.notify.models import Notification
 from dunning.processors import stripe_objects as so
 from dunning.processors.stripe_adapter import PaymentMethodNotOwned, StripeAdapter
+from dunning.timezones import customer_zone
 
 # SetupIntent metadata that ties an intent to the customer link that made it; a case
 # link's intents carry ``dunning_case_id`` instead, so neither is accepted by the other.
@@ -90,8 +96,7 @@ def _renews(sub: Subscription | None, customer_id: str) -> bool:
     return (
         sub is not None
         and sub.customer_id == customer_id
-        and sub.status in LIVE_SUBSCRIPTION
-        and not sub.cancel_at_period_end
+        and renews(sub)
         and sub.current_period_end is not None
     )
 
@@ -172,7 +177,7 @@ def expires_before(card: Card | None, renews_at: datetime, time_zone: str) -> bo
     renewal's day in the customer's time zone."""
     if card is None or not card.exp_month or not card.exp_year:
         return False
-    renewal_day = renews_at.astimezone(hours.zone(time_zone)).date()
+    renewal_day = renews_at.astimezone(customer_zone(time_zone)).date()
     return last_day_of_month(card.exp_year, card.exp_month) < renewal_day
 
 
@@ -180,11 +185,11 @@ def view_renewal(target: RenewalTarget, adapter: StripeAdapter) -> RenewalView:
     """The next renewal (date, amount) and the card it will be charged to."""
     with session_scope() as session:
         customer, sub = _rows(session, target)
-        pm_id = sub.default_payment_method_id or customer.default_payment_method_id
+        pm_id = charged_card_id(sub, customer)
         pm = session.get(PaymentMethod, pm_id) if pm_id else None
         known = Card(pm.brand, pm.last4, pm.exp_month, pm.exp_year) if pm else None
         assert sub.current_period_end is not None  # _renews
-        time_zone = hours.zone(customer.time_zone).key
+        time_zone = customer_zone(customer.time_zone).key
         view = RenewalView(
             customer_id=customer.id,
             subscription_id=sub.id,
@@ -245,7 +250,7 @@ def portal_return(target: RenewalTarget, adapter: StripeAdapter) -> str:
     pm_id = so.read_customer(adapter.customer(target.customer_id)).default_payment_method_id
     with session_scope() as session:
         customer, sub = _rows(session, target)
-        current = sub.default_payment_method_id or customer.default_payment_method_id
+        current = charged_card_id(sub, customer)
     if not pm_id or pm_id == current:
         return Outcome.UNCHANGED
     return _use_card(target, adapter, pm_id, {"via": "billing_portal"})

@@ -18,15 +18,15 @@ from urllib.parse import urlsplit
 from babel import Locale
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from dunning.links.customer import RenewalView
-from dunning.links.messages import HTML_LANG, MESSAGES, STRIPE_JS_LOCALES, interval_text
-from dunning.links.service import Card, CaseView
-from dunning.notify.formatting import (
+from dunning.formatting import (
     card_brand_name,
     format_local_date,
     format_money,
     resolve_locale,
 )
+from dunning.links.customer import RenewalView
+from dunning.links.messages import HTML_LANG, MESSAGES, STRIPE_JS_LOCALES, interval_text
+from dunning.links.service import Card, CaseView
 from dunning.settings import Settings
 
 STRIPE_JS_URL = "https://js.stripe.com/v3/"

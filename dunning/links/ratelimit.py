@@ -3,7 +3,7 @@
 The pay page needs no login, creates a SetupIntent per view and charges on each card
 save, so it is throttled per client IP and per token. When Redis is unreachable the
 limit lets requests through (and logs): a customer paying matters more than the cap,
-and Postgres, not Redis, holds everything durable (ARCHITECTURE rule 2).
+and Postgres, not Redis, holds everything durable (docs/architecture.md).
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ has an open case it is turned into that case's claims and comes here.)
 
 Processor calls are made between short transactions, never inside one. Every
 outcome goes on the case's timeline (``case_events``, with the notification that led
-here) and every charge into the ledger through ``actions.record_pay`` with
-``triggered_by="customer"``, so a paid invoice closes its case as recovered by the
+here) and every charge into the ledger through ``cases.record_charge`` with
+``triggered_by=customer``, so a paid invoice closes its case as recovered by the
 customer by the same rule as every other channel.
 """
 
@@ -22,12 +22,12 @@ import stripe
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dunning.cases import actions
 from dunning.cases import service as cases
 from dunning.cases.models import CaseEvent, CaseEventKind, CaseState, DunningCase
 from dunning.db import session_scope
 from dunning.ledger import apply
-from dunning.ledger.models import ChargeAttempt, Customer, PaymentMethod, Subscription
+from dunning.ledger.models import ChargeAttempt, Customer, PaymentMethod, Subscription, TriggeredBy
+from dunning.ledger.queries import charged_card_id
 from dunning.links.tokens import LinkClaims
 from dunning.processors import stripe_objects as so
 from dunning.processors.stripe_adapter import (
@@ -148,9 +148,7 @@ def view_case(claims: LinkClaims, adapter: StripeAdapter) -> CaseView:
         case = _open_case(session, claims)
         customer = session.get(Customer, claims.customer_id)
         sub = session.get(Subscription, case.subscription_id) if case.subscription_id else None
-        pm_id = (sub.default_payment_method_id if sub else None) or (
-            customer.default_payment_method_id if customer else None
-        )
+        pm_id = charged_card_id(sub, customer)
         pm = session.get(PaymentMethod, pm_id) if pm_id else None
         known = (
             (Card(pm.brand, pm.last4, pm.exp_month, pm.exp_year), pm.fingerprint) if pm else None
@@ -337,14 +335,14 @@ def _pay_now(claims: LinkClaims, adapter: StripeAdapter, target: _Target, ref: s
     )
     outcome = Outcome.PAID if result.paid else Outcome.DECLINED if declined else Outcome.FAILED
     with session_scope() as session:
-        actions.record_pay(
+        cases.record_charge(
             session,
             target.case_id,
             target.invoice_id,
             result,
             now,
             ref=ref,
-            triggered_by="customer",
+            triggered_by=TriggeredBy.CUSTOMER,
         )
         record_event(
             session,

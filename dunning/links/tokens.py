@@ -1,7 +1,7 @@
 """Signed, expiring self-serve links: ``{DUNNING_PUBLIC_URL}/pay/<token>``.
 
 The link is the customer's only credential (no login), so it must be unforgeable,
-short-lived and narrow (ARCHITECTURE rule 9). A token is one URL-safe base64 string
+short-lived and narrow (docs/architecture.md). A token is one URL-safe base64 string
 (no padding) of ``payload || tag``:
 
     payload = version (1 byte, 2) | scope (1 byte: 1 case, 2 customer)

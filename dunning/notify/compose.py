@@ -9,7 +9,7 @@ the ledger's current ones. A customer we cannot write to is :class:`Undeliverabl
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from dunning.cases.models import CaseState, DunningCase
 from dunning.ledger.models import ChargeAttempt, Customer, Invoice, PaymentMethod, Subscription
-from dunning.notify import hours
+from dunning.ledger.queries import charged_card_id, renewal_amount, renews
 from dunning.notify.models import Notification, NotificationStatus
 from dunning.notify.sequence import (
     CANCELED,
@@ -28,6 +28,7 @@ from dunning.notify.sequence import (
     RENEWAL,
 )
 from dunning.settings import Settings
+from dunning.timezones import customer_zone
 
 # The policy's end actions, in the words the final notice knows (render.END_ACTIONS).
 END_ACTION_WORDING = {
@@ -35,9 +36,7 @@ END_ACTION_WORDING = {
     "mark_uncollectible": "mark_unpaid",
     "leave_past_due": "mark_unpaid",
 }
-LIVE_SUBSCRIPTION = ("active", "trialing")
 _NO_LAST4 = "••••"
-_NEAR = timedelta(days=2)  # invoice.upcoming for this renewal, not an older one
 
 
 class NotNeeded(Exception):
@@ -87,7 +86,7 @@ def _customer(session: Session, customer_id: str | None) -> Customer:
 
 
 def _card(session: Session, customer: Customer, sub: Subscription | None) -> PaymentMethod | None:
-    pm_id = (sub and sub.default_payment_method_id) or customer.default_payment_method_id
+    pm_id = charged_card_id(sub, customer)
     return session.get(PaymentMethod, pm_id) if pm_id else None
 
 
@@ -101,7 +100,7 @@ def _base(customer: Customer, sub: Subscription | None, settings: Settings) -> d
     return {
         "customer_name": customer.name,
         "plan_name": (sub and (sub.plan_name or sub.plan_id)) or settings.brand_name,
-        "time_zone": hours.zone(customer.time_zone).key,
+        "time_zone": customer_zone(customer.time_zone).key,
     }
 
 
@@ -184,19 +183,9 @@ def _check_case_state(session: Session, case: DunningCase, step: object) -> None
 
 def _live_subscription(session: Session, subscription_id: str) -> Subscription:
     sub = session.get(Subscription, subscription_id)
-    if sub is None or sub.status not in LIVE_SUBSCRIPTION or sub.cancel_at_period_end:
+    if sub is None or not renews(sub):
         raise NotNeeded("the subscription does not renew")
     return sub
-
-
-def renewal_amount(sub: Subscription) -> int | None:
-    """``invoice.upcoming``'s amount (tax, discounts, proration) when it is for this
-    renewal, else the plan amount."""
-    end = sub.current_period_end
-    upcoming_at = sub.upcoming_at
-    if sub.upcoming_amount is not None and upcoming_at and end and abs(upcoming_at - end) <= _NEAR:
-        return sub.upcoming_amount
-    return sub.amount
 
 
 def _renewal(
@@ -212,7 +201,7 @@ def _renewal(
     amount = renewal_amount(sub)
     if amount is None or not sub.currency:
         raise Undeliverable(f"subscription {sub.id} has no amount or currency")
-    zone = hours.zone(customer.time_zone)
+    zone = customer_zone(customer.time_zone)
     days_before = (renewal.astimezone(zone).date() - now.astimezone(zone).date()).days
     context = {
         **_base(customer, sub, settings),
@@ -263,9 +252,3 @@ def _card_expiring(session: Session, payload: dict[str, Any], settings: Settings
         customer_id=customer.id,
         subscription_id=sub.id,
     )
-
-
-def last_day_of_month(year: int, month: int) -> date:
-    """The last day a card expiring ``month/year`` can be charged."""
-    first_next = date(year + month // 12, month % 12 + 1, 1)
-    return date.fromordinal(first_next.toordinal() - 1)

@@ -1,13 +1,17 @@
-"""Send one email action exactly once in effect (ARCHITECTURE rule 4).
+"""The handler of ``send_email`` actions: each email is sent once in effect.
 
-1. Under the action's row lock: check the dispatch is current, compose the email from
-   the ledger, and INSERT its notification row with the action's dedupe key
-   (``ON CONFLICT DO NOTHING``). A row that is already ``sent`` (or ``failed``) ends
-   the action: nothing is mailed again. Mark the action running, commit.
-2. Send, outside any transaction.
-3. Mark the notification ``sent`` with the provider's id; or, for a transient failure,
-   put the action back in Postgres with a backoff (never a Celery ETA); or, for a
-   permanent one, mark it ``failed`` with the error, which the case timeline shows.
+The scheduler's runner calls it in three steps (docs/architecture.md):
+
+1. ``prepare``, under the action's row lock: compose the email from the ledger, and
+   INSERT its notification row with the action's dedupe key (``ON CONFLICT DO
+   NOTHING``). A row that is already ``sent`` (or ``failed``) ends the action: nothing
+   is mailed again. Outside the customer's allowed hours the action moves to the
+   next allowed hour.
+2. ``perform``: send, outside any transaction.
+3. ``record``: mark the notification ``sent`` with the provider's id, or ``failed``
+   with a permanent error, which the case timeline shows. A transient failure goes
+   back to Postgres with a backoff inside the allowed hours (``postpone``), never a
+   Celery ETA.
 
 A worker that dies between 2 and 3 leaves the action ``running`` with an earlier
 ``started_attempt``; the sweeper re-dispatches it when its lease expires. That send's
@@ -22,14 +26,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from dunning.db import session_scope
 from dunning.db import table as core_table
+from dunning.ledger.queries import customer_time_zone
 from dunning.notify import hours
 from dunning.notify.compose import Composed, NotNeeded, Undeliverable, compose
 from dunning.notify.links import NoLinkTarget, update_url
@@ -43,62 +48,56 @@ from dunning.notify.senders import (
     from_address,
     sender_from_settings,
 )
-from dunning.scheduler.models import ActionStatus, ScheduledAction
-from dunning.settings import Settings, get_settings
+from dunning.scheduler.models import ActionKind, ActionStatus, ScheduledAction
+from dunning.scheduler.runner import Finish, Perform, Reschedule, Step, backoff
+from dunning.settings import Settings
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = timedelta(hours=6)
 
 
-def run_email_action(action_id: int, dispatch: int, now: datetime) -> str:
-    """Perform one dispatch of a ``send_email`` action; safe to call any number of times."""
-    settings = get_settings()
-    prepared = _claim(action_id, dispatch, now, settings)
-    if isinstance(prepared, str):
-        return prepared
-    notification_id, email = prepared
-    try:
-        provider_id = sender_from_settings(settings).send(email)
-    except TransientSendError as exc:
-        return _postpone(action_id, notification_id, now, exc, settings)
-    except SendError as exc:
-        return _fail(action_id, notification_id, now, str(exc))
-    return _sent(action_id, notification_id, provider_id, now)
+@dataclass(frozen=True)
+class EmailWork:
+    """The claimed notification row and the rendered email."""
+
+    notification_id: int
+    email: OutgoingEmail
 
 
-def _claim(
-    action_id: int, dispatch: int, now: datetime, settings: Settings
-) -> str | tuple[int, OutgoingEmail]:
-    """Step 1: an outcome when nothing must be sent, else the claimed row and the email."""
-    with session_scope() as session:
-        action = _lock_action(session, action_id)
-        if action is None or action.status not in ActionStatus.LEASED:
-            return "skipped: not leased"
-        if action.attempts != dispatch or action.started_attempt == dispatch:
-            return "skipped: stale or duplicate dispatch"
+@dataclass(frozen=True)
+class Refused:
+    """The provider refused the email for good."""
+
+    error: str
+
+
+class SendEmail:
+    """``send_email``: one email of a case, a renewal or a card-expiry notice."""
+
+    kind = ActionKind.SEND_EMAIL
+    transient: tuple[type[Exception], ...] = (TransientSendError,)
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def prepare(self, session: Session, action: ScheduledAction, now: datetime) -> Step:
+        settings = self.settings
         try:
             composed = compose(session, action.payload, now, settings)
         except NotNeeded as exc:
-            _finish(action, ActionStatus.CANCELED, f"not sent: {exc}", now)
-            return f"canceled: {exc}"
+            return Finish(ActionStatus.CANCELED, f"canceled: {exc}")
         except Undeliverable as exc:
-            _record_failure(session, action, None, str(exc), now)
-            return f"failed: {exc}"
+            return _failed_before_send(session, action, None, str(exc))
         if not hours.is_allowed(now, composed.time_zone, settings):
-            action.status = ActionStatus.PENDING
-            action.due_at = hours.next_allowed(now, composed.time_zone, settings)
             action.started_attempt = None
-            action.lease_expires_at = None
-            action.result = "moved into the customer's allowed hours"
-            return "rescheduled: outside allowed hours"
+            due = hours.next_allowed(now, composed.time_zone, settings)
+            return Reschedule(due, "outside allowed hours")
         notification = _claim_row(session, action.dedupe_key, composed)
         if notification.status == NotificationStatus.SENT:
-            _finish(action, ActionStatus.DONE, "already sent", now)
-            return "skipped: already sent"
+            return Finish(ActionStatus.DONE, "skipped: already sent")
         if notification.status != NotificationStatus.CLAIMED:
-            _finish(action, ActionStatus.FAILED, f"notification is {notification.status}", now)
-            return f"skipped: notification {notification.status}"
+            return Finish(ActionStatus.FAILED, f"skipped: notification {notification.status}")
         if action.started_attempt is not None:  # an earlier dispatch died mid-send
             resends = int(notification.details.get("unknown_outcome_resends", 0)) + 1
             notification.details = {**notification.details, "unknown_outcome_resends": resends}
@@ -106,12 +105,62 @@ def _claim(
         try:
             email = _email(composed, notification, settings)
         except (EmailTemplateError, NoLinkTarget, ValueError) as exc:
-            _record_failure(session, action, notification, f"cannot render: {exc}", now)
-            return f"failed: {exc}"
+            return _failed_before_send(session, action, notification, f"cannot render: {exc}")
         notification.attempts += 1
-        action.status = ActionStatus.RUNNING
-        action.started_attempt = dispatch
-        return notification.id, email
+        return Perform(EmailWork(notification.id, email))
+
+    def perform(self, work: EmailWork) -> str | Refused:
+        """The provider's message id, or why it refused the email for good."""
+        try:
+            return sender_from_settings(self.settings).send(work.email)
+        except TransientSendError:
+            raise
+        except SendError as exc:
+            return Refused(str(exc))
+
+    def record(
+        self,
+        session: Session,
+        action: ScheduledAction,
+        work: EmailWork,
+        outcome: str | Refused,
+        now: datetime,
+    ) -> Finish:
+        notification = _lock_notification(session, work.notification_id)
+        if isinstance(outcome, Refused):
+            if notification.status == NotificationStatus.SENT:
+                return Finish(ActionStatus.DONE, "skipped: sent meanwhile")
+            notification.status = NotificationStatus.FAILED
+            notification.error = outcome.error
+            return Finish(ActionStatus.FAILED, f"failed: {outcome.error}")
+        notification.status = NotificationStatus.SENT
+        notification.provider_id = outcome[:255]
+        notification.provider = self.settings.email_backend
+        notification.sent_at = now
+        notification.error = None
+        return Finish(ActionStatus.DONE, "sent")
+
+    def postpone(
+        self,
+        session: Session,
+        action: ScheduledAction,
+        work: EmailWork,
+        exc: Exception,
+        now: datetime,
+    ) -> Finish | Reschedule:
+        """A transient failure: try again later, from Postgres, inside the allowed hours."""
+        notification = _lock_notification(session, work.notification_id)
+        if notification.status != NotificationStatus.CLAIMED:
+            return Finish(ActionStatus.DONE, "skipped: settled meanwhile")
+        notification.error = f"transient: {exc}"
+        if action.attempts >= self.settings.email_max_tries:
+            notification.status = NotificationStatus.FAILED
+            notification.error = f"gave up after {action.attempts} tries: {exc}"
+            return Finish(ActionStatus.FAILED, f"failed: {notification.error}")
+        action.started_attempt = None  # the outcome is known: not sent
+        zone = customer_time_zone(session, notification.customer_id)
+        due = hours.next_allowed(now + backoff(action.attempts, MAX_BACKOFF), zone, self.settings)
+        return Reschedule(due, f"transient failure, retrying: {exc}")
 
 
 def _claim_row(session: Session, key: str, composed: Composed) -> Notification:
@@ -170,67 +219,12 @@ def message_id(notification_id: int, key: str, settings: Settings) -> str:
     return f"<dunning.{notification_id}.{digest}@{domain}>"
 
 
-def _sent(action_id: int, notification_id: int, provider_id: str, now: datetime) -> str:
-    """Step 3: the provider accepted it. The row says so even if the action moved on."""
-    with session_scope() as session:
-        notification = _lock_notification(session, notification_id)
-        notification.status = NotificationStatus.SENT
-        notification.provider_id = provider_id[:255]
-        notification.provider = get_settings().email_backend
-        notification.sent_at = now
-        notification.error = None
-        action = _lock_action(session, action_id)
-        if action is not None:
-            _finish(action, ActionStatus.DONE, "sent", now)
-    return "sent"
-
-
-def _postpone(
-    action_id: int, notification_id: int, now: datetime, exc: Exception, settings: Settings
-) -> str:
-    """A transient failure: try again later, from Postgres, inside the allowed hours."""
-    with session_scope() as session:
-        notification = _lock_notification(session, notification_id)
-        action = _lock_action(session, action_id)
-        if notification.status != NotificationStatus.CLAIMED or action is None:
-            return "skipped: settled meanwhile"
-        notification.error = f"transient: {exc}"
-        if action.attempts >= settings.email_max_tries:
-            notification.status = NotificationStatus.FAILED
-            notification.error = f"gave up after {action.attempts} tries: {exc}"
-            _finish(action, ActionStatus.FAILED, notification.error, now)
-            return "failed: gave up"
-        backoff = min(timedelta(minutes=2**action.attempts), MAX_BACKOFF)
-        customer_tz = _recipient_zone(session, notification)
-        action.status = ActionStatus.PENDING
-        action.due_at = hours.next_allowed(now + backoff, customer_tz, settings)
-        action.started_attempt = None  # the outcome is known: not sent
-        action.lease_expires_at = None
-        action.result = f"transient failure, retrying: {exc}"
-        return "postponed"
-
-
-def _fail(action_id: int, notification_id: int, now: datetime, error: str) -> str:
-    """A permanent failure: recorded on the row (and so on the case), not retried."""
-    with session_scope() as session:
-        notification = _lock_notification(session, notification_id)
-        action = _lock_action(session, action_id)
-        if notification.status == NotificationStatus.SENT:
-            return "skipped: sent meanwhile"
-        notification.status = NotificationStatus.FAILED
-        notification.error = error
-        if action is not None:
-            _finish(action, ActionStatus.FAILED, error, now)
-    return f"failed: {error}"
-
-
-def _record_failure(
+def _failed_before_send(
     session: Session,
     action: ScheduledAction,
     notification: Notification | None,
     error: str,
-    now: datetime,
-) -> None:
+) -> Finish:
     """A failure before any send (no address, no link): a failed row says why."""
     if notification is None:
         table = core_table(Notification)
@@ -252,30 +246,10 @@ def _record_failure(
     elif notification.status == NotificationStatus.CLAIMED:
         notification.status = NotificationStatus.FAILED
         notification.error = error
-    _finish(action, ActionStatus.FAILED, error, now)
-
-
-def _recipient_zone(session: Session, notification: Notification) -> str | None:
-    from dunning.ledger.models import Customer
-
-    customer = session.get(Customer, notification.customer_id) if notification.customer_id else None
-    return customer.time_zone if customer else None
-
-
-def _lock_action(session: Session, action_id: int) -> ScheduledAction | None:
-    return session.execute(
-        select(ScheduledAction).where(ScheduledAction.id == action_id).with_for_update()
-    ).scalar_one_or_none()
+    return Finish(ActionStatus.FAILED, f"failed: {error}")
 
 
 def _lock_notification(session: Session, notification_id: int) -> Notification:
     return session.execute(
         select(Notification).where(Notification.id == notification_id).with_for_update()
     ).scalar_one()
-
-
-def _finish(action: ScheduledAction, status: str, result: str, now: datetime) -> None:
-    action.status = status
-    action.result = result
-    action.completed_at = now
-    action.lease_expires_at = None

@@ -8,11 +8,11 @@ email at 3 a.m. local time reads as spam and is the first one a customer deletes
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from dunning.policy.models import RetryHours, Timing
-from dunning.policy.timing import fit, resolve_zone
+from dunning.policy.timing import fit
 from dunning.settings import Settings
+from dunning.timezones import customer_zone
 
 
 def email_timing(settings: Settings) -> Timing:
@@ -24,14 +24,9 @@ def email_timing(settings: Settings) -> Timing:
     )
 
 
-def zone(time_zone: str | None) -> ZoneInfo:
-    """The customer's zone, UTC when unknown or invalid."""
-    return resolve_zone(time_zone)
-
-
 def next_allowed(t: datetime, time_zone: str | None, settings: Settings) -> datetime:
     """Earliest instant ``>= t`` inside the customer's allowed hours."""
-    return fit(t, email_timing(settings), zone(time_zone))
+    return fit(t, email_timing(settings), customer_zone(time_zone))
 
 
 def is_allowed(t: datetime, time_zone: str | None, settings: Settings) -> bool:

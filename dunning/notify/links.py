@@ -9,6 +9,7 @@ customer and, for a customer link, which subscription the email was about.
 
 from __future__ import annotations
 
+from dunning.links.tokens import make_customer_link, make_link
 from dunning.settings import Settings
 
 
@@ -22,8 +23,6 @@ def update_url(
     """The link for the email's button (and the bare URL in its text part)."""
     if not customer_id:
         raise NoLinkTarget("an email without a customer has no update link")
-    from dunning.links.tokens import make_customer_link, make_link  # the links feature's
-
     if case_id is not None:
         return make_link(case_id, customer_id, notification_id, settings=settings)
     return make_customer_link(customer_id, notification_id, settings=settings)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import BigInteger, Index, Integer, String, Text, func
@@ -12,7 +13,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from dunning.db import Base
 
 
-class NotificationStatus:
+class NotificationStatus(StrEnum):
     """claimed (row written before the send) -> sent | failed | skipped."""
 
     CLAIMED = "claimed"
@@ -22,7 +23,7 @@ class NotificationStatus:
 
 
 class Notification(Base):
-    """One email: claimed before the send and marked sent after (ARCHITECTURE rule 4).
+    """One email: claimed before the send and marked sent after (docs/architecture.md).
 
     ``dedupe_key`` is the key of the ``send_email`` action that sends it:
     ``case:<id>:email:<step>`` (step: the policy step's index, ``final``,

@@ -21,20 +21,16 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import and_, func, select, tuple_
+from sqlalchemy import and_, select, tuple_
 from sqlalchemy.orm import Session
 
 from dunning.db import session_scope
 from dunning.ledger.models import Customer, PaymentMethod, Subscription
+from dunning.ledger.queries import CHARGED_CARD_ID, LIVE_SUBSCRIPTION, last_day_of_month
 from dunning.notify import hours
-from dunning.notify.compose import LIVE_SUBSCRIPTION, last_day_of_month
 from dunning.notify.sequence import CARD_EXPIRING, RENEWAL, emails_enabled, schedule_email
 from dunning.settings import Settings, get_settings
-
-# The card a subscription is charged to: its own default, else the customer's.
-_CHARGED_CARD = func.coalesce(
-    Subscription.default_payment_method_id, Customer.default_payment_method_id
-)
+from dunning.timezones import customer_zone
 
 
 def reminder_day(days_left: int, configured: list[int]) -> int | None:
@@ -60,7 +56,7 @@ def scan(now: datetime) -> int:
 def _due(now: datetime, time_zone: str | None, settings: Settings) -> tuple[datetime, date]:
     """When a reminder written now goes out, and that moment's local date."""
     due = hours.next_allowed(now, time_zone, settings)
-    return due, due.astimezone(hours.zone(time_zone)).date()
+    return due, due.astimezone(customer_zone(time_zone)).date()
 
 
 def _renewals(session: Session, now: datetime, settings: Settings) -> int:
@@ -84,7 +80,7 @@ def _renewals(session: Session, now: datetime, settings: Settings) -> int:
         renewal = sub.current_period_end
         assert renewal is not None and sub.interval is not None
         due, local_day = _due(now, time_zone, settings)
-        days_left = (renewal.astimezone(hours.zone(time_zone)).date() - local_day).days
+        days_left = (renewal.astimezone(customer_zone(time_zone)).date() - local_day).days
         day = reminder_day(days_left, plans[sub.interval])
         if day is None or due >= renewal:
             continue
@@ -121,7 +117,7 @@ def _expiring_cards(session: Session, now: datetime, settings: Settings) -> int:
             tuple_(PaymentMethod.exp_year, PaymentMethod.exp_month).between(
                 tuple_(first.year, first.month), tuple_(last.year, last.month)
             ),
-            PaymentMethod.id == _CHARGED_CARD,
+            PaymentMethod.id == CHARGED_CARD_ID,
         )
     ).all()
     written = 0

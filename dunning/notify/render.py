@@ -37,7 +37,7 @@ from jinja2 import (
 )
 from jinja2.runtime import Context
 
-from .formatting import (
+from dunning.formatting import (
     DEFAULT_LOCALE,
     LOCALES,
     ResolvedLocale,
@@ -47,6 +47,7 @@ from .formatting import (
     format_month_year,
     resolve_locale,
 )
+from dunning.templates import TEMPLATES_DIR, template_names
 
 __all__ = [
     "DEFAULT_TEMPLATES_DIR",
@@ -64,18 +65,9 @@ __all__ = [
     "sample_context",
 ]
 
-DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "email_templates"
+DEFAULT_TEMPLATES_DIR = TEMPLATES_DIR
 
-TEMPLATES: tuple[str, ...] = (
-    "payment_failed",
-    "payment_reminder",
-    "final_notice",
-    "payment_recovered",
-    "subscription_canceled",
-    "renewal_reminder",
-    "card_expiring",
-    "action_required",
-)
+TEMPLATES: tuple[str, ...] = template_names()
 
 _MONEY = ("amount", "currency")
 # The contract with callers: what each template needs in ``context``. Extra keys are ignored.

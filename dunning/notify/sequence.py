@@ -2,11 +2,11 @@
 
 Each email is one row in ``scheduled_actions`` whose dedupe key is also the key of
 its notification (``case:<id>:email:<step>``), so a step is planned, and sent, once
-per case however often the case is re-planned. The planner calls
-:func:`plan_case_emails` after every decision; closing the case cancels what is
-pending (``planner.cancel_pending``) and :func:`on_case_closed` plans the closing
-email (thank you). Due times are moved into the customer's allowed hours here and
-checked again when the email is sent.
+per case however often the case is re-planned. ``cases.service`` calls
+:func:`plan_case_emails` after every decision of the planner, and
+:func:`on_case_closed` after closing a case (whose pending actions the planner
+canceled) to plan the closing email (thank you). Due times are moved into the
+customer's allowed hours here and checked again when the email is sent.
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from dunning.cases.models import CaseState, DunningCase
-from dunning.ledger.models import Customer
+from dunning.ledger.queries import customer_time_zone
 from dunning.notify import hours
 from dunning.notify.render import TEMPLATES
+from dunning.policy import store
 from dunning.policy.declines import DeclineClass
 from dunning.policy.records import Decision, DecisionKind
 from dunning.scheduler.models import ActionKind, ActionStatus, ScheduledAction
@@ -41,7 +42,6 @@ ACTION_REQUIRED = "action_required"
 RECOVERED = "recovered"
 CANCELED = "canceled"
 
-# What ``planner.cancel_pending`` writes; only such rows may be planned again (resume).
 _FALLBACK_STEP_TEMPLATE = "payment_reminder"
 _WARNED: set[str] = set()  # once per process, not on every re-plan
 
@@ -117,8 +117,6 @@ def plan_case_emails(
     settings = get_settings()
     if not emails_enabled(settings) or case.policy_id is None:
         return
-    from dunning.policy import store  # reads the database; imported late like the planner
-
     policy = store.policy_by_id(session, case.policy_id)
     opened = case.opened_at
     end_at = opened + timedelta(days=policy.limits.max_days)
@@ -170,16 +168,13 @@ def _needs_action_email(session: Session, case: DunningCase, decision: Decision)
     return status in (None, ActionStatus.PENDING, ActionStatus.CANCELED)
 
 
-def on_case_closed(session: Session, case_id: int, now: datetime) -> None:
+def on_case_closed(session: Session, case: DunningCase, now: datetime) -> None:
     """After a closed case's pending actions were canceled: plan its closing email.
 
     Recovered: a thank-you, but only when the customer was told about the failure
     (checked again at send time). Canceled by the end action: see :func:`on_end_action`.
     """
-    if not emails_enabled(get_settings()):
-        return
-    case = session.get(DunningCase, case_id)
-    if case is None or case.state != CaseState.RECOVERED:
+    if not emails_enabled(get_settings()) or case.state != CaseState.RECOVERED:
         return
     _closing_email(session, case, RECOVERED, "payment_recovered", now)
 
@@ -199,5 +194,4 @@ def _closing_email(
 
 
 def _time_zone(session: Session, case: DunningCase) -> str | None:
-    customer = session.get(Customer, case.customer_id) if case.customer_id else None
-    return customer.time_zone if customer else None
+    return customer_time_zone(session, case.customer_id)

@@ -1,6 +1,6 @@
 """Pure retry policy: decline classes, policy models, card-network rules and the engine.
 
-No I/O here (ARCHITECTURE.md rule 6): callers pass history and ``now`` in.
+No I/O here (docs/architecture.md): callers pass history and ``now`` in.
 """
 
 from dunning.policy.declines import DeclineClass, classify

@@ -8,15 +8,21 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
+from dunning.admin.actors import cli_actor
+from dunning.db import session_scope
+from dunning.policy import activation, preview_request
+from dunning.policy.activation import Activation
+from dunning.policy.errors import PolicyStoreError
+from dunning.policy.models import PolicyError
+from dunning.policy.records import Decision
+from dunning.policy.store import apply_policy
+from dunning.policy.versions import get_policy, list_policies
 from dunning.startup import setup
-
-if TYPE_CHECKING:
-    from dunning.policy.records import Decision
-    from dunning.policy.store import Activation
+from dunning.timezones import parse_zone
 
 policy_app = typer.Typer(
     help="Retry policies: versions, activation, A/B split, preview.", no_args_is_help=True
@@ -29,9 +35,8 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _when(t: datetime, tz: str = "UTC") -> str:
-    from dunning.policy.store import zone
-
-    return f"{t.astimezone(zone(tz)):%a %Y-%m-%d %H:%M %Z}"
+    """``t`` in zone ``tz``, which the preview has already checked."""
+    return f"{t.astimezone(parse_zone(tz)):%a %Y-%m-%d %H:%M %Z}"
 
 
 @policy_app.command("apply")
@@ -40,11 +45,6 @@ def apply(
 ) -> None:
     """Store a new policy version (not activated); the same text again changes nothing."""
     setup()
-    from dunning.admin.actors import cli_actor
-    from dunning.db import session_scope
-    from dunning.policy.models import PolicyError
-    from dunning.policy.store import PolicyStoreError, apply_policy
-
     text = file.read_text(encoding="utf-8")
     try:
         with session_scope() as session:
@@ -64,11 +64,8 @@ def apply(
 def list_() -> None:
     """Every stored version, with the active one and the A/B split."""
     setup()
-    from dunning.db import session_scope
-    from dunning.policy.store import current_activation, list_policies
-
     with session_scope() as session:
-        act = current_activation(session)
+        act = activation.current_activation(session)
         policies = list_policies(session)
     typer.echo(
         f"{'name':<20} {'version':>7}  {'status':<9} {'traffic':>7}  "
@@ -89,12 +86,9 @@ def show(
 ) -> None:
     """A version's status and its TOML source."""
     setup()
-    from dunning.db import session_scope
-    from dunning.policy.store import PolicyStoreError, current_activation, get_policy
-
     try:
         with session_scope() as session:
-            act = current_activation(session)
+            act = activation.current_activation(session)
             p = get_policy(session, name, version)
     except PolicyStoreError as exc:
         raise _fail(str(exc)) from None
@@ -114,14 +108,10 @@ def _print_activation(act: Activation) -> None:
 def activate(name: str, version: int) -> None:
     """Make a version the one new cases get (also how to roll back); ends any split."""
     setup()
-    from dunning.admin.actors import cli_actor
-    from dunning.db import session_scope
-    from dunning.policy import store
-
     try:
         with session_scope() as session:
-            act = store.activate(session, name, version, cli_actor())
-    except store.PolicyStoreError as exc:
+            act = activation.activate(session, name, version, cli_actor())
+    except PolicyStoreError as exc:
         raise _fail(str(exc)) from None
     _print_activation(act)
 
@@ -134,14 +124,10 @@ def split(
 ) -> None:
     """A/B test: PERCENT % of customers (a stable hash of their id) get this version."""
     setup()
-    from dunning.admin.actors import cli_actor
-    from dunning.db import session_scope
-    from dunning.policy import store
-
     try:
         with session_scope() as session:
-            act = store.set_split(session, name, version, percent, cli_actor())
-    except store.PolicyStoreError as exc:
+            act = activation.set_split(session, name, version, percent, cli_actor())
+    except PolicyStoreError as exc:
         raise _fail(str(exc)) from None
     _print_activation(act)
 
@@ -189,11 +175,7 @@ def preview(
     """The schedule a policy would follow after one failure, in the customer's time."""
     when = _parse_time(failed_at)
     setup()
-    from dunning.db import session_scope
-    from dunning.policy import store
-    from dunning.policy.models import PolicyError
-
-    failure = store.Hypothetical(
+    failure = preview_request.Hypothetical(
         decline_code=decline_code,
         failure_code=failure_code,
         advice_code=advice_code,
@@ -203,14 +185,16 @@ def preview(
         amount=amount,
         currency=currency,
         time_zone=time_zone,
-        failed_at=store.as_utc(when or datetime.now(UTC)),
+        failed_at=preview_request.as_utc(when or datetime.now(UTC)),
     )
     source = None if file is None else file.read_text(encoding="utf-8")
     try:
         with session_scope() as session:
-            _, policy = store.policy_to_preview(session, name=name, version=version, source=source)
-            decisions = store.preview(policy, failure)
-    except (PolicyError, store.PolicyStoreError) as exc:
+            _, policy = preview_request.policy_to_preview(
+                session, name=name, version=version, source=source
+            )
+            decisions = preview_request.preview(policy, failure)
+    except (PolicyError, PolicyStoreError) as exc:
         raise _fail(str(exc)) from None
     code = decline_code or failure_code or "no code"
     assert failure.failed_at is not None

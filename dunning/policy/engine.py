@@ -1,8 +1,9 @@
 """The pure retry engine: policy + attempt history + now -> the next decision.
 
-Why pure: the workers, the preview command, the admin API and the simulator all call
-this one function (ARCHITECTURE.md rule 6); with no I/O it is deterministic and can be
-tested exhaustively. Every decision leaves through the network guard (rule 7).
+Why pure: the workers, the preview command, the admin API and the backtest all call
+this one function (docs/architecture.md); with no I/O it is deterministic and can be
+tested exhaustively. Every decision leaves through the network guard, ops' "retry now"
+and the processor's own scheduled retry included, so the preview shows what will happen.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from dunning.policy.declines import DeclineClass, classify
-from dunning.policy.models import ActionKind, EndAction, Policy
+from dunning.policy.models import ClassAction, EndAction, Policy
 from dunning.policy.network_rules import CardContext, evaluate, guard
 from dunning.policy.records import Attempt, Decision, DecisionKind
 from dunning.policy.timing import fit, next_payday_slot, resolve_zone
 
 __all__ = [
+    "AFTER_PROCESSOR_RETRY",
     "Attempt",
     "Decision",
     "DecisionKind",
@@ -29,6 +31,9 @@ __all__ = [
 ]
 
 _MAX_SETTLE_STEPS = 1000
+# When the processor (Stripe Smart Retries) has its own retry scheduled for the invoice,
+# ours waits this long after it, so the two never double up.
+AFTER_PROCESSOR_RETRY = timedelta(hours=1)
 
 
 def classify_attempts(history: Sequence[Attempt]) -> list[DeclineClass]:
@@ -88,6 +93,7 @@ class _Case:
     decline_class: DeclineClass
     deadline: datetime
     card: CardContext
+    processor_retry_at: datetime | None = None
 
     @property
     def number(self) -> int:
@@ -116,6 +122,10 @@ class _Case:
 
     def retry(self, earliest: datetime, reason: str, payday: bool = False) -> Decision:
         timing = self.policy.timing
+        processor = self.processor_retry_at
+        if processor is not None and earliest < processor + AFTER_PROCESSOR_RETRY:
+            earliest = processor + AFTER_PROCESSOR_RETRY
+            reason = f"{reason}; after the processor's own retry at {processor:%Y-%m-%d %H:%M} UTC"
         t = (
             next_payday_slot(earliest, timing, self.tz)
             if payday
@@ -147,9 +157,9 @@ def _policy_step(case: _Case, last: Attempt, classes: list[DeclineClass]) -> Dec
     cls = case.decline_class
     block = case.policy.classes.for_class(cls)
     why = f"{cls} decline ({_describe(last)})"
-    if block.action is ActionKind.GIVE_UP:
+    if block.action is ClassAction.GIVE_UP:
         return case.give_up(f"{why}: policy gives up on this class")
-    if block.action is ActionKind.WAIT_FOR_CARD:
+    if block.action is ClassAction.WAIT_FOR_CARD:
         return case.wait(f"{why}: no blind retry, waiting for the customer")
     spacing = timedelta(hours=case.policy.timing.min_spacing_hours)
     earliest = max(case.now, last.at + spacing)
@@ -178,6 +188,8 @@ def decide(
     card_history: Sequence[Attempt] = (),
     card_updated_at: datetime | None = None,
     account_time_zone: str = "UTC",
+    processor_retry_at: datetime | None = None,
+    retry_now: bool = False,
 ) -> Decision:
     """The next step of a dunning case.
 
@@ -185,6 +197,10 @@ def decide(
     ``card_history``: other recent attempts on the same card (network limits).
     ``card_updated_at``: a new card was put on file at that time; if after the last
     failure, the case retries once with it, whatever the decline class.
+    ``processor_retry_at``: the processor's own retry of the invoice is scheduled then;
+    a retry of ours lands at least ``AFTER_PROCESSOR_RETRY`` later.
+    ``retry_now``: ops asked for a retry now; the policy's class action, timing and
+    limits are skipped, the network rules are not (the guard may block or postpone it).
     """
     ordered = _check_inputs(history, now)
     classes = classify_attempts(ordered)
@@ -203,9 +219,20 @@ def decide(
             card_history=card_history,
             card_updated_at=card_updated_at,
         ),
+        processor_retry_at=processor_retry_at,
     )
     limits = policy.limits
-    if len(ordered) >= limits.max_attempts:
+    if retry_now:
+        decision = Decision(
+            DecisionKind.RETRY,
+            now,
+            f"retry now, asked by ops ({case.decline_class} decline: {_describe(last)}); "
+            "the policy's timing and limits are skipped, the network rules are not",
+            case.decline_class,
+            None,
+            case.number,
+        )
+    elif len(ordered) >= limits.max_attempts:
         decision = case.give_up(f"{len(ordered)} attempts made, the limit is {limits.max_attempts}")
     elif now >= case.deadline:
         decision = case.give_up(f"{limits.max_days} days since the first failure")

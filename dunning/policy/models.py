@@ -55,8 +55,11 @@ class EndAction(StrEnum):
     LEAVE_PAST_DUE = "leave_past_due"
 
 
-class ActionKind(StrEnum):
-    """What the policy does after a decline of a given class."""
+class ClassAction(StrEnum):
+    """What the policy does after a decline of a given class.
+
+    Named apart from ``dunning.scheduler.models.ActionKind`` (kinds of scheduled rows).
+    """
 
     RETRY = "retry"
     WAIT_FOR_CARD = "wait_for_card"
@@ -86,10 +89,10 @@ class Limits(_Model):
     max_days: int = Field(strict=True, ge=1, le=365, description="days since the first failure")
 
 
-class ClassAction(_Model):
-    """What to do after a decline of one class."""
+class ClassRule(_Model):
+    """What to do after a decline of one class: the action and its timing."""
 
-    action: ActionKind
+    action: ClassAction
     backoff_hours: tuple[Hours, ...] = Field(
         default=(),
         description="wait after the last attempt before the n-th retry of this class; "
@@ -99,7 +102,7 @@ class ClassAction(_Model):
 
     @model_validator(mode="after")
     def _timing_matches_action(self) -> Self:
-        if self.action is ActionKind.RETRY:
+        if self.action is ClassAction.RETRY:
             if not self.backoff_hours and not self.payday:
                 raise ValueError("action 'retry' needs backoff_hours or payday = true")
         elif self.backoff_hours or self.payday:
@@ -167,15 +170,15 @@ class Timing(_Model):
         return tuple(out)
 
 
-class ClassActions(_Model):
+class ClassRules(_Model):
     """One action block per decline class; all six are required so nothing is implicit."""
 
-    hard: ClassAction
-    insufficient_funds: ClassAction
-    temporary: ClassAction
-    card_data: ClassAction
-    authentication_required: ClassAction
-    unknown: ClassAction
+    hard: ClassRule
+    insufficient_funds: ClassRule
+    temporary: ClassRule
+    card_data: ClassRule
+    authentication_required: ClassRule
+    unknown: ClassRule
 
     @model_validator(mode="after")
     def _no_blind_retry(self) -> Self:
@@ -184,7 +187,7 @@ class ClassActions(_Model):
             DeclineClass.CARD_DATA,
             DeclineClass.AUTHENTICATION_REQUIRED,
         ):
-            if self.for_class(cls).action is ActionKind.RETRY:
+            if self.for_class(cls).action is ClassAction.RETRY:
                 raise ValueError(
                     f"{cls}: action 'retry' is not allowed; these declines are never "
                     "blind-retried (use 'wait_for_card' or 'give_up'; a new card is "
@@ -192,10 +195,10 @@ class ClassActions(_Model):
                 )
         return self
 
-    def for_class(self, cls: DeclineClass) -> ClassAction:
+    def for_class(self, cls: DeclineClass) -> ClassRule:
         """The action block of a decline class."""
-        action: ClassAction = getattr(self, cls.value)
-        return action
+        rule: ClassRule = getattr(self, cls.value)
+        return rule
 
 
 class EmailStep(_Model):
@@ -215,7 +218,7 @@ class Policy(_Model):
     final_notice_days_before_end: int = Field(default=2, strict=True, ge=0)
     limits: Limits
     timing: Timing = Timing()
-    classes: ClassActions
+    classes: ClassRules
     email_steps: tuple[EmailStep, ...] = ()
 
     @model_validator(mode="after")

@@ -2,7 +2,7 @@
 
 Why here and not in the policy: breaking these rules costs fees per attempt and can
 get the merchant flagged, and no policy, however configured, may do it
-(ARCHITECTURE.md rule 7). The guard is deliberately on the safe side where the
+(docs/architecture.md). The guard is deliberately on the safe side where the
 rules leave room for reading:
 
 - an unknown card brand is treated as both Visa and Mastercard;

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from datetime import datetime
 
 from dunning.policy.engine import decide
 from dunning.policy.models import Policy
@@ -27,12 +28,15 @@ def simulate(
     account_time_zone: str = "UTC",
     card_brand: str | None = None,
     card_history: Sequence[Attempt] = (),
+    processor_retry_at: datetime | None = None,
     max_steps: int = 200,
 ) -> list[Decision]:
     """Decisions from the first failure to the end of the case.
 
     By default every retry fails with the same decline as the first failure. The list
     ends with GIVE_UP, or with the RETRY whose simulated outcome succeeded.
+    ``processor_retry_at``: the processor's own scheduled retry, passed to every
+    decision as the workers do, so the preview shows our retries moved after it.
     """
     if first_failure.succeeded:
         raise ValueError("first_failure must be a failed attempt")
@@ -48,6 +52,7 @@ def simulate(
             card_brand=card_brand,
             card_history=card_history,
             account_time_zone=account_time_zone,
+            processor_retry_at=processor_retry_at,
         )
         decisions.append(decision)
         if decision.kind is DecisionKind.GIVE_UP or decision.at is None:

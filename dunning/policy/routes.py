@@ -9,17 +9,22 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, Self
+from datetime import UTC, datetime, tzinfo
+from typing import Annotated, Any, Self
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from dunning.admin.auth import OpsActor, ReaderActor
 from dunning.db import session_scope
-from dunning.policy import store
+from dunning.http import DbText, Instant, Version
+from dunning.policy import activation, preview_request, store, versions
+from dunning.policy.activation import Activation, PolicyStatus
+from dunning.policy.errors import PolicyStoreError
 from dunning.policy.models import Policy, PolicyError
 from dunning.policy.records import Decision
+from dunning.policy.versions import StoredPolicy
+from dunning.timezones import parse_zone
 
 router = APIRouter(prefix="/api/policies", tags=["policies"])
 
@@ -39,7 +44,7 @@ class PolicySummary(BaseModel):
     description: str
     created_at: datetime
     created_by: str
-    status: Literal["active", "split", "inactive"]
+    status: PolicyStatus
     traffic_percent: int = Field(description="percent of customers whose new cases get it")
 
 
@@ -65,8 +70,8 @@ class SplitIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = None
-    version: int | None = None
+    name: DbText | None = None
+    version: Version | None = None
     percent: int = Field(ge=0, le=100)
 
     @model_validator(mode="after")
@@ -82,8 +87,8 @@ class PreviewIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = None
-    version: int | None = None
+    name: DbText | None = None
+    version: Version | None = None
     source: str | None = Field(default=None, description="policy TOML, not stored")
     decline_code: str | None = Field(default=None, examples=["insufficient_funds"])
     failure_code: str | None = Field(default=None, examples=["card_declined"])
@@ -94,7 +99,7 @@ class PreviewIn(BaseModel):
     amount: int = Field(default=4900, gt=0, description="minor units")
     currency: str = Field(default="usd", min_length=3, max_length=3)
     time_zone: str = Field(default="UTC", examples=["America/New_York"])
-    failed_at: datetime | None = Field(default=None, description="default now; naive is UTC")
+    failed_at: Instant | None = Field(default=None, description="default now; naive is UTC")
 
 
 class DecisionOut(BaseModel):
@@ -123,11 +128,11 @@ def _http_errors() -> Iterator[None]:
     except PolicyError as exc:
         detail = {"message": "invalid retry policy", "problems": exc.problems}
         raise HTTPException(422, detail) from exc
-    except store.PolicyStoreError as exc:
+    except PolicyStoreError as exc:
         raise HTTPException(exc.status, str(exc)) from exc
 
 
-def _summary(p: store.StoredPolicy, act: store.Activation) -> dict[str, Any]:
+def _summary(p: StoredPolicy, act: Activation) -> dict[str, Any]:
     return {
         **p.ref(),
         "description": p.policy.description,
@@ -138,11 +143,11 @@ def _summary(p: store.StoredPolicy, act: store.Activation) -> dict[str, Any]:
     }
 
 
-def _detail(p: store.StoredPolicy, act: store.Activation) -> dict[str, Any]:
+def _detail(p: StoredPolicy, act: Activation) -> dict[str, Any]:
     return {**_summary(p, act), "source": p.source, "policy": p.policy}
 
 
-def _activation(act: store.Activation) -> ActivationOut:
+def _activation(act: Activation) -> ActivationOut:
     return ActivationOut(
         active=PolicyRef(**act.active.ref()),
         split=None if act.split is None else PolicyRef(**act.split.ref()),
@@ -199,16 +204,16 @@ _TEXT_OR_JSON_BODY = {
 def list_policies(actor: ReaderActor) -> list[PolicySummary]:
     """Every stored version, with which one is active and the A/B split."""
     with session_scope() as session:
-        act = store.current_activation(session)
-        return [PolicySummary(**_summary(p, act)) for p in store.list_policies(session)]
+        act = activation.current_activation(session)
+        return [PolicySummary(**_summary(p, act)) for p in versions.list_policies(session)]
 
 
 @router.get("/{name}/{version}")
-def show_policy(name: str, version: int, actor: ReaderActor) -> PolicyDetail:
+def show_policy(name: DbText, version: Version, actor: ReaderActor) -> PolicyDetail:
     """One version: its TOML source, the validated policy, and its status."""
     with _http_errors(), session_scope() as session:
-        act = store.current_activation(session)
-        return PolicyDetail(**_detail(store.get_policy(session, name, version), act))
+        act = activation.current_activation(session)
+        return PolicyDetail(**_detail(versions.get_policy(session, name, version), act))
 
 
 @router.post(
@@ -227,17 +232,17 @@ def apply_policy(
     """
     with _http_errors(), session_scope() as session:
         stored = store.apply_policy(session, text, actor)
-        act = store.current_activation(session)
+        act = activation.current_activation(session)
         if not stored.created:
             response.status_code = status.HTTP_200_OK
         return AppliedPolicy(**_detail(stored, act), created=stored.created)
 
 
 @router.post("/{name}/{version}/activate")
-def activate_policy(name: str, version: int, actor: OpsActor) -> ActivationOut:
+def activate_policy(name: DbText, version: Version, actor: OpsActor) -> ActivationOut:
     """Make this version the one new cases get (also how to roll back); ends any split."""
     with _http_errors(), session_scope() as session:
-        return _activation(store.activate(session, name, version, actor))
+        return _activation(activation.activate(session, name, version, actor))
 
 
 @router.post("/split")
@@ -245,12 +250,13 @@ def split_policy(body: SplitIn, actor: OpsActor) -> ActivationOut:
     """Give ``percent`` % of customers another version (stable per customer); 0 ends it."""
     with _http_errors(), session_scope() as session:
         if body.percent == 0:
-            return _activation(store.clear_split(session, actor))
+            return _activation(activation.clear_split(session, actor))
         assert body.name is not None and body.version is not None
-        return _activation(store.set_split(session, body.name, body.version, body.percent, actor))
+        changed = activation.set_split(session, body.name, body.version, body.percent, actor)
+        return _activation(changed)
 
 
-def _decision(d: Decision, tz: Any) -> DecisionOut:
+def _decision(d: Decision, tz: tzinfo) -> DecisionOut:
     return DecisionOut(
         attempt_number=d.attempt_number,
         kind=d.kind.value,
@@ -265,16 +271,16 @@ def _decision(d: Decision, tz: Any) -> DecisionOut:
 @router.post("/preview")
 def preview_policy(body: PreviewIn, actor: ReaderActor) -> PreviewOut:
     """The schedule a policy would follow after this failure, every retry failing alike."""
-    failed_at = store.as_utc(body.failed_at or datetime.now(UTC))
-    failure = store.Hypothetical(
+    failed_at = preview_request.as_utc(body.failed_at or datetime.now(UTC))
+    failure = preview_request.Hypothetical(
         **body.model_dump(exclude={"name", "version", "source", "failed_at"}), failed_at=failed_at
     )
     with _http_errors(), session_scope() as session:
-        stored, policy = store.policy_to_preview(
+        stored, policy = preview_request.policy_to_preview(
             session, name=body.name, version=body.version, source=body.source
         )
-        decisions = store.preview(policy, failure)
-    tz = store.zone(body.time_zone)
+        decisions = preview_request.preview(policy, failure)
+    tz = parse_zone(body.time_zone)  # checked by preview(): 422 when unknown
     return PreviewOut(
         policy=PolicyRef(
             id=None if stored is None else stored.id, name=policy.name, version=policy.version

@@ -178,7 +178,7 @@ class StripeAdapter:
         ).to_dict()
 
     # Self-serve card updates (dunning/links): card data goes from the browser to Stripe.js;
-    # the service only ever sees SetupIntent and PaymentMethod ids (ARCHITECTURE rule 8).
+    # the service only ever sees SetupIntent and PaymentMethod ids (docs/architecture.md).
 
     def create_setup_intent(self, customer_id: str, metadata: dict[str, str]) -> dict[str, Any]:
         """A SetupIntent that Stripe.js confirms with the card the customer types."""

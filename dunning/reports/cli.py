@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
+from dunning.reports.csvio import to_csv
+from dunning.reports.display import fmt_money, fmt_rate
+from dunning.reports.metrics.headline import headline
+from dunning.reports.schemas import Filters
+from dunning.reports.tables import TABLES, compute, filters, last_full_month, reading
 from dunning.startup import setup
-
-if TYPE_CHECKING:
-    from dunning.reports.schemas import Filters
 
 report_app = typer.Typer(
     help="Finance reports: recovery, recovered revenue, involuntary churn.", no_args_is_help=True
@@ -31,8 +33,6 @@ SegmentOption = Annotated[str | None, typer.Option(help="only this customer segm
 def _filters(
     start: datetime | None, end: datetime | None, currency: str | None, segment: str | None
 ) -> Filters:
-    from dunning.reports.tables import filters, last_full_month
-
     default_start, default_end = last_full_month()
     try:
         return filters(
@@ -46,11 +46,8 @@ def _filters(
         raise typer.Exit(2) from None
 
 
-def _rate(value: float | None) -> str:
-    return "-" if value is None else f"{value * 100:.1f}%"
-
-
 def _days(hours: float | None) -> str:
+    """Like the dashboard's, without the space: the table's columns are narrow."""
     return "-" if hours is None else f"{hours / 24:.1f}d"
 
 
@@ -63,10 +60,6 @@ def recovery(
 ) -> None:
     """The headline table: failure rate, recovery, recovered revenue, churn, per currency."""
     setup()
-    from dunning.reports.dashboard import fmt_money
-    from dunning.reports.metrics import headline
-    from dunning.reports.tables import reading
-
     f = _filters(start, end, currency, segment)
     with reading() as conn:
         rows = headline(conn, f)
@@ -94,17 +87,17 @@ def recovery(
         table.append(
             (
                 r.currency.upper(),
-                f"{_rate(r.failure_rate)} ({r.renewals_failed}/{r.renewals_attempted})",
+                f"{fmt_rate(r.failure_rate)} ({r.renewals_failed}/{r.renewals_attempted})",
                 f"{r.cases_opened:,}",
                 f"{r.cases_closed:,}",
                 f"{r.cases_recovered:,}",
-                _rate(r.recovery_rate),
+                fmt_rate(r.recovery_rate),
                 fmt_money(r.failed_amount, r.currency),
                 fmt_money(r.recovered_amount, r.currency),
-                _rate(r.recovery_rate_amount),
+                fmt_rate(r.recovery_rate_amount),
                 f"{_days(r.median_hours_to_recovery)}/{_days(r.p90_hours_to_recovery)}",
                 f"{r.churned_subscriptions}/{r.active_subscriptions_at_start}",
-                _rate(r.involuntary_churn_rate),
+                fmt_rate(r.involuntary_churn_rate),
                 fmt_money(r.churned_mrr, r.currency),
             )
         )
@@ -133,9 +126,6 @@ def csv(
 ) -> None:
     """Print one report table as CSV (the same as the API's ``?format=csv``)."""
     setup()
-    from dunning.reports.csvio import to_csv
-    from dunning.reports.tables import TABLES, compute
-
     if table not in TABLES:
         typer.echo(f"unknown table {table!r}; one of: {', '.join(TABLES)}", err=True)
         raise typer.Exit(2)

@@ -14,6 +14,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 
 from dunning.admin.auth import ReaderActor
+from dunning.http import Day, DbText, Instant
 from dunning.reports.csvio import to_csv
 from dunning.reports.schemas import Filters, Table
 from dunning.reports.tables import TABLES, ReportTable, compute, filters, last_full_month
@@ -63,16 +64,16 @@ def _endpoint(table: ReportTable) -> Callable[..., Any]:
     def endpoint(
         actor: ReaderActor,
         start: Annotated[
-            date | None, Query(alias="from", description="first day (default: last month's)")
+            Day | None, Query(alias="from", description="first day (default: last month's)")
         ] = None,
         end: Annotated[
-            date | None, Query(alias="to", description="day after the period (exclusive)")
+            Day | None, Query(alias="to", description="day after the period (exclusive)")
         ] = None,
-        currency: Annotated[str | None, Query(description="e.g. usd")] = None,
-        segment: Annotated[str | None, Query(description="customer segment")] = None,
+        currency: Annotated[DbText | None, Query(description="e.g. usd")] = None,
+        segment: Annotated[DbText | None, Query(description="customer segment")] = None,
         format: Annotated[Literal["json", "csv"], Query(description="json or csv")] = "json",
         as_of: Annotated[
-            datetime | None, Query(description="'now' of the at-risk tables (default: now)")
+            Instant | None, Query(description="'now' of the at-risk tables (default: now)")
         ] = None,
     ) -> Any:
         f = report_filters(start, end, currency, segment)

@@ -9,6 +9,7 @@ fractions (0.25 = 25 %), ``None`` when their denominator is zero.
 from __future__ import annotations
 
 from datetime import date, datetime
+from enum import StrEnum
 from typing import Generic, TypeVar
 
 from pydantic import BaseModel, Field
@@ -123,12 +124,21 @@ class BreakdownRow(BaseModel):
     recovery_rate_amount: float | None
 
 
+class ArmStatus(StrEnum):
+    """What a policy version of the cohort is to new cases now."""
+
+    ACTIVE = "active"
+    SPLIT = "split"  # the B arm
+    INACTIVE = "inactive"
+    NONE = "none"  # cases opened without a policy
+
+
 class ArmRow(BaseModel):
     """One policy version (A/B arm) over the cohort, all currencies counted together."""
 
     policy_id: int | None
     policy: str
-    status: str = Field(description="active, split (the B arm), inactive, or none")
+    status: ArmStatus = Field(description="active, split (the B arm), inactive, or none")
     cases_opened: int
     n: int = Field(description="closed cases: the sample size of the rate")
     recovered: int

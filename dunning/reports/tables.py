@@ -12,7 +12,17 @@ from sqlalchemy import Connection, text
 from sqlalchemy.engine import Engine
 
 from dunning.db import get_engine
-from dunning.reports import metrics, schemas
+from dunning.reports import schemas
+from dunning.reports.metrics.at_risk import at_risk, at_risk_summary
+from dunning.reports.metrics.breakdowns import DIMENSIONS, ab_arms, breakdown, funnel
+from dunning.reports.metrics.churn import churn
+from dunning.reports.metrics.headline import headline
+from dunning.reports.metrics.recovery import (
+    monthly,
+    recovered_by_channel,
+    recovery_days,
+    time_to_recovery,
+)
 from dunning.reports.schemas import Filters
 
 Compute = Callable[[Connection, Filters, datetime], Sequence[BaseModel]]
@@ -35,7 +45,7 @@ def _no_as_of(fn: Callable[[Connection, Filters], Sequence[BaseModel]]) -> Compu
 
 
 def _breakdown(dimension: str) -> Compute:
-    return lambda conn, f, _as_of: metrics.breakdown(conn, f, dimension)
+    return lambda conn, f, _as_of: breakdown(conn, f, dimension)
 
 
 # fmt: off
@@ -44,24 +54,24 @@ TABLES: dict[str, ReportTable] = {
     for t in (
         ReportTable(
             "recovery", "Headline: failure, recovery and churn", schemas.HeadlineRow,
-            _no_as_of(metrics.headline),
+            _no_as_of(headline),
         ),
         ReportTable(
             "channels", "Recovered revenue by channel", schemas.ChannelRow,
-            _no_as_of(metrics.recovered_by_channel),
+            _no_as_of(recovered_by_channel),
         ),
         ReportTable(
             "time-to-recovery", "Time to recovery", schemas.TimeToRecoveryRow,
-            _no_as_of(metrics.time_to_recovery),
+            _no_as_of(time_to_recovery),
         ),
         ReportTable(
             "recovery-days", "Recoveries by day since failure", schemas.RecoveryDayRow,
-            _no_as_of(metrics.recovery_days),
+            _no_as_of(recovery_days),
         ),
         ReportTable(
-            "monthly", "Cohorts by month", schemas.MonthRow, _no_as_of(metrics.monthly)
+            "monthly", "Cohorts by month", schemas.MonthRow, _no_as_of(monthly)
         ),
-        ReportTable("churn", "Involuntary churn", schemas.ChurnRow, _no_as_of(metrics.churn)),
+        ReportTable("churn", "Involuntary churn", schemas.ChurnRow, _no_as_of(churn)),
         *(
             ReportTable(
                 f"breakdown/{dimension}",
@@ -69,17 +79,17 @@ TABLES: dict[str, ReportTable] = {
                 schemas.BreakdownRow,
                 _breakdown(dimension),
             )
-            for dimension in metrics.DIMENSIONS
+            for dimension in DIMENSIONS
         ),
-        ReportTable("ab", "Policy A/B comparison", schemas.ArmRow, _no_as_of(metrics.ab_arms)),
-        ReportTable("funnel", "Email funnel", schemas.FunnelRow, _no_as_of(metrics.funnel)),
+        ReportTable("ab", "Policy A/B comparison", schemas.ArmRow, _no_as_of(ab_arms)),
+        ReportTable("funnel", "Email funnel", schemas.FunnelRow, _no_as_of(funnel)),
         ReportTable(
             "at-risk", "Renewals at risk (card expires first)", schemas.AtRiskRow,
-            lambda conn, f, as_of: metrics.at_risk(conn, f, as_of),
+            lambda conn, f, as_of: at_risk(conn, f, as_of),
         ),
         ReportTable(
             "at-risk/summary", "Renewals at risk by currency", schemas.AtRiskSummaryRow,
-            lambda conn, f, as_of: metrics.at_risk_summary(conn, f, as_of),
+            lambda conn, f, as_of: at_risk_summary(conn, f, as_of),
         ),
     )
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import BigInteger, Index, Integer, String, Text, func, text
@@ -12,7 +13,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from dunning.db import Base
 
 
-class ActionStatus:
+class ActionStatus(StrEnum):
     """Life of an action: pending -> claimed (task sent) -> running (effect started) -> done.
 
     ``canceled`` when its case no longer needs it; ``failed`` when it gave up.
@@ -25,15 +26,16 @@ class ActionStatus:
     CANCELED = "canceled"
     FAILED = "failed"
 
-    LEASED = (CLAIMED, RUNNING)
+
+LEASED = (ActionStatus.CLAIMED, ActionStatus.RUNNING)
 
 
-class ActionKind:
-    """What an action does when it is due."""
+class ActionKind(StrEnum):
+    """What an action does when it is due; each kind has one handler (docs/architecture.md)."""
 
-    RETRY_CHARGE = "retry_charge"
-    END_ACTION = "end_action"
-    SEND_EMAIL = "send_email"  # performed by dunning.notify.delivery
+    RETRY_CHARGE = "retry_charge"  # dunning.cases.retry
+    END_ACTION = "end_action"  # dunning.cases.retry
+    SEND_EMAIL = "send_email"  # dunning.notify.delivery
 
 
 class ScheduledAction(Base):

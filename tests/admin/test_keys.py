@@ -10,7 +10,7 @@ import pytest
 from dunning.admin.audit import record_audit
 from dunning.admin.keys import ApiKeyError, authenticate, create_api_key, revoke_api_key
 from dunning.db import session_scope
-from tests.admin.support import bearer, make_key
+from tests.support.admin import bearer, make_key
 from tests.support.ledger import rows, scalar
 from tests.support.servers import WebServer
 

@@ -2,69 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import httpx
 import pytest
 
 from dunning.admin.keys import create_api_key
 from dunning.db import session_scope
-from dunning.events.service import handle_event, store_events
-from dunning.events.store import parse_event
+from tests.support.cases import case_row, fail_invoice
 from tests.support.ledger import rows
 from tests.support.servers import WebServer
-from tests.support.stripe_events import event, fixture
-
-
-def _fail(
-    invoice_id: str,
-    *,
-    created: int,
-    network_decline_code: str | None = None,
-    reason: str = "insufficient_funds",
-    next_attempt: int | None = None,
-) -> None:
-    """Apply a failed charge and its invoice.payment_failed, as the worker would."""
-    charge = fixture(
-        "charge",
-        id=f"ch_{invoice_id}",
-        status="failed",
-        paid=False,
-        customer="cus_ops",
-        invoice=invoice_id,
-        created=created,
-        amount=1000,
-    )
-    charge["outcome"] = {
-        **charge["outcome"],
-        "type": "issuer_declined",
-        "reason": reason,
-        "network_decline_code": network_decline_code,
-    }
-    invoice = fixture(
-        "invoice",
-        id=invoice_id,
-        customer="cus_ops",
-        status="open",
-        attempt_count=1,
-        charge=charge["id"],
-        next_payment_attempt=next_attempt,
-    )
-    raws = [
-        event("charge.failed", charge, created=created, event_id=f"e_{invoice_id}_c"),
-        event("invoice.payment_failed", invoice, created=created, event_id=f"e_{invoice_id}_i"),
-    ]
-    with session_scope() as session:
-        ids = store_events(session, [parse_event(json.dumps(r).encode(), {}) for r in raws])
-    for pk in ids:
-        assert handle_event(pk) == "handled"
-
-
-def _case(invoice_id: str) -> dict[str, Any]:
-    [case] = rows("SELECT id, state, paused FROM dunning_cases WHERE invoice_id = :i", i=invoice_id)
-    return case
 
 
 @pytest.fixture
@@ -85,8 +32,8 @@ def test_cases_are_listed_filtered_and_shown_with_their_timeline(
     web: WebServer, keys: dict[str, str]
 ) -> None:
     now = int(datetime.now(UTC).timestamp())
-    _fail("in_a", created=now - 60)
-    _fail("in_b", created=now - 30, reason="stolen_card")
+    fail_invoice("in_a", created=now - 60)
+    fail_invoice("in_b", created=now - 30, reason="stolen_card")
     assert _http(web, None).get("/api/cases").status_code == 401
     finance = _http(web, keys["finance"])
     listed = finance.get("/api/cases").json()
@@ -94,7 +41,7 @@ def test_cases_are_listed_filtered_and_shown_with_their_timeline(
     assert finance.get("/api/cases", params={"state": "recovered"}).json() == []
     hard = finance.get("/api/cases", params={"decline_class": "hard"}).json()
     assert [c["invoice_id"] for c in hard] == ["in_b"]
-    detail = finance.get(f"/api/cases/{_case('in_a')['id']}").json()
+    detail = finance.get(f"/api/cases/{case_row('in_a')['id']}").json()
     assert [a["decline_code"] for a in detail["attempts"]] == ["insufficient_funds"]
     assert detail["decisions"][0]["kind"] == "retry" and detail["decisions"][0]["reason"]
     assert detail["actions"][0]["status"] == "pending"
@@ -106,10 +53,10 @@ def test_retry_now_respects_the_network_rules_and_roles(
     web: WebServer, keys: dict[str, str]
 ) -> None:
     now = int(datetime.now(UTC).timestamp())
-    _fail("in_ok", created=now - 7200)
-    _fail("in_cat1", created=now - 7200, network_decline_code="04")
+    fail_invoice("in_ok", created=now - 7200)
+    fail_invoice("in_cat1", created=now - 7200, network_decline_code="04")
     ops = _http(web, keys["ops"])
-    ok_id, cat1_id = _case("in_ok")["id"], _case("in_cat1")["id"]
+    ok_id, cat1_id = case_row("in_ok")["id"], case_row("in_cat1")["id"]
     assert _http(web, keys["finance"]).post(f"/api/cases/{ok_id}/retry-now").status_code == 403
     assert ops.post(f"/api/cases/{ok_id}/retry-now").status_code == 200
     [due] = rows(
@@ -124,9 +71,9 @@ def test_retry_now_respects_the_network_rules_and_roles(
 
 def test_pause_resume_and_write_off(web: WebServer, keys: dict[str, str]) -> None:
     now = int(datetime.now(UTC).timestamp())
-    _fail("in_p", created=now - 60)
+    fail_invoice("in_p", created=now - 60)
     ops = _http(web, keys["ops"])
-    case_id = _case("in_p")["id"]
+    case_id = case_row("in_p")["id"]
 
     def pending() -> list[str]:
         return [
@@ -140,7 +87,7 @@ def test_pause_resume_and_write_off(web: WebServer, keys: dict[str, str]) -> Non
 
     assert pending() == [f"case:{case_id}:retry:2"]
     assert ops.post(f"/api/cases/{case_id}/pause").status_code == 200
-    assert pending() == [] and _case("in_p")["paused"] is True
+    assert pending() == [] and case_row("in_p")["paused"] is True
     assert ops.post(f"/api/cases/{case_id}/retry-now").status_code == 200  # ops may override
     assert ops.post(f"/api/cases/{case_id}/pause").status_code == 200
     assert ops.post(f"/api/cases/{case_id}/resume").status_code == 200
@@ -164,7 +111,9 @@ def test_pause_resume_and_write_off(web: WebServer, keys: dict[str, str]) -> Non
 def test_a_processor_retry_already_planned_is_not_doubled(clean_db: None) -> None:
     now = datetime.now(UTC)
     stripe_retry = now + timedelta(days=10)  # later than any retry the policy would plan
-    _fail("in_smart", created=int(now.timestamp()) - 60, next_attempt=int(stripe_retry.timestamp()))
+    fail_invoice(
+        "in_smart", created=int(now.timestamp()) - 60, next_attempt=int(stripe_retry.timestamp())
+    )
     [action] = rows("SELECT due_at FROM scheduled_actions WHERE status = 'pending'")
     assert action["due_at"] >= stripe_retry.replace(microsecond=0) + timedelta(hours=1)
     [decision] = rows("SELECT reason FROM case_decisions ORDER BY id DESC LIMIT 1")
@@ -177,8 +126,8 @@ def test_the_cases_commands_list_show_and_act(clean_db: None) -> None:
     from dunning.cli import app
 
     now = int(datetime.now(UTC).timestamp())
-    _fail("in_cli", created=now - 60)
-    case_id = _case("in_cli")["id"]
+    fail_invoice("in_cli", created=now - 60)
+    case_id = case_row("in_cli")["id"]
     runner = CliRunner()
     listed = runner.invoke(app, ["cases", "list", "--state", "open"])
     assert listed.exit_code == 0 and "cus_ops" in listed.output
@@ -186,7 +135,7 @@ def test_the_cases_commands_list_show_and_act(clean_db: None) -> None:
     assert shown.exit_code == 0
     assert "insufficient_funds" in shown.output and f"case:{case_id}:retry:2" in shown.output
     assert runner.invoke(app, ["cases", "pause", str(case_id)]).exit_code == 0
-    assert _case("in_cli")["paused"] is True
+    assert case_row("in_cli")["paused"] is True
     refused = runner.invoke(app, ["cases", "pause", "999999"])
     assert refused.exit_code == 1 and "no case" in refused.output
     [audit] = rows("SELECT actor, action FROM audit_log WHERE action = 'case.pause'")

@@ -12,6 +12,11 @@ from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, Phone
 from tests.support.servers import ThrowawayRedis, WebServer
 
 
+@pytest.fixture(autouse=True)
+def _services(services: None) -> None:
+    """Every end-to-end test runs against Postgres and Redis, started once per session."""
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as pw:

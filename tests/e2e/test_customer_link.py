@@ -15,23 +15,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dunning.cases import actions
+from dunning import actions
 from dunning.db import session_scope
 from dunning.events.reconcile import reconcile
+from dunning.formatting import format_local_date
 from dunning.ledger import apply
 from dunning.links import tokens
 from dunning.notify import reminders
-from dunning.notify.formatting import format_local_date
 from dunning.processors import stripe_objects as so
 from dunning.processors.stripe_adapter import StripeAdapter
 from dunning.scheduler import sweeper
-from tests.notify.smtp_server import Catcher, environment, parts, smtp
 from tests.support import sandbox
 from tests.support.browser import PHONE, Phone, fill_card
 from tests.support.ledger import all_handled, rows, scalar, wait_until
 from tests.support.servers import WebServer
-
-__all__ = ["smtp"]  # the fixture
+from tests.support.smtp import Catcher, environment, parts
 
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "renewal-page.png"
 TIME_ZONE = "America/New_York"

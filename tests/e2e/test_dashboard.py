@@ -10,9 +10,9 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, ViewportSize
 
-from tests.admin.support import bearer, make_key
-from tests.reports.synthetic import seed
+from tests.support.admin import bearer, make_key
 from tests.support.servers import WebServer
+from tests.support.synthetic import seed
 
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "dashboard.png"
 PERIOD = {"from": "2026-10-01", "to": "2026-11-01"}

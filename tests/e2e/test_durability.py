@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from dunning.db import get_engine
 from dunning.events import service
-from tests.conftest import WEBHOOK_SECRET
+from tests.support.env import WEBHOOK_SECRET
 from tests.support.ledger import all_handled, rows, scalar, wait_until
 from tests.support.servers import ThrowawayRedis, WebServer
 from tests.support.stripe_events import event, fixture, post

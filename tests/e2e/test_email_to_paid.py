@@ -10,13 +10,11 @@ import re
 from dunning.events.reconcile import reconcile
 from dunning.processors.stripe_adapter import StripeAdapter
 from dunning.scheduler import sweeper
-from tests.notify.smtp_server import Catcher, parts, smtp
 from tests.support import sandbox
 from tests.support.browser import Phone, fill_card
 from tests.support.ledger import all_handled, rows, scalar, wait_until
 from tests.support.servers import WebServer
-
-__all__ = ["smtp"]  # the fixture
+from tests.support.smtp import Catcher, parts
 
 _LINK = re.compile(r"https?://[^\s\"<>]+/pay/[A-Za-z0-9_\-]+")
 

@@ -13,23 +13,20 @@ from zoneinfo import ZoneInfo
 import httpx
 from sqlalchemy import text
 
-from dunning import queue
-from dunning.cases import actions
+from dunning import actions, queue
 from dunning.db import session_scope
 from dunning.events.reconcile import reconcile
+from dunning.formatting import format_local_date
 from dunning.ledger import apply
 from dunning.notify import reminders
-from dunning.notify.formatting import format_local_date
 from dunning.processors import stripe_objects as so
 from dunning.processors.stripe_adapter import StripeAdapter
 from dunning.scheduler import sweeper
-from tests.admin.support import bearer, make_key
-from tests.notify.smtp_server import Catcher, environment, parts, smtp
 from tests.support import sandbox
+from tests.support.admin import bearer, make_key
 from tests.support.ledger import all_handled, rows, scalar, wait_until
 from tests.support.servers import WebServer
-
-__all__ = ["smtp"]  # the fixture
+from tests.support.smtp import Catcher, environment, parts
 
 _LINK = re.compile(r"https?://[^\s\"<>]+/pay/[A-Za-z0-9_\-]+")
 

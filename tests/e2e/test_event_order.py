@@ -1,4 +1,4 @@
-"""Events arrive late, twice and out of order; the ledger ends the same (ARCHITECTURE rule 5)."""
+"""Events arrive late, twice and out of order; the ledger ends the same (docs/architecture.md)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import WEBHOOK_SECRET
+from tests.support.env import WEBHOOK_SECRET
 from tests.support.ledger import all_handled, rows, wait_until
 from tests.support.servers import WebServer
 from tests.support.stripe_events import event, fixture, post

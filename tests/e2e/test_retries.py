@@ -7,9 +7,11 @@ import threading
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from dunning.cases import actions
+from dunning import actions
+from dunning.cases import service as cases
 from dunning.db import session_scope
 from dunning.events.reconcile import reconcile
+from dunning.ledger import apply
 from dunning.processors.stripe_adapter import StripeAdapter
 from dunning.scheduler import sweeper
 from tests.support import sandbox
@@ -124,12 +126,11 @@ def test_a_canceled_subscription_gets_no_further_attempts(
     customer_id, sub_id, case = _open_case(processor)
     assert _pending(case["id"])
     sdk.v1.subscriptions.cancel(sub_id)
-    from dunning.ledger import apply
-
     with session_scope() as session:  # what the customer.subscription.deleted webhook does
         apply.apply_subscription(
             session, adapter.subscription(sub_id), int(datetime.now(UTC).timestamp())
         )
+        cases.on_subscription_canceled(session, sub_id)
     [closed] = rows("SELECT state FROM dunning_cases WHERE id = :c", c=case["id"])
     assert closed == {"state": "canceled"}
     assert _pending(case["id"]) == []

@@ -6,8 +6,8 @@ import httpx
 
 from dunning.events.reconcile import reconcile
 from dunning.processors.stripe_adapter import StripeAdapter
-from tests.conftest import WEBHOOK_SECRET
 from tests.support import sandbox
+from tests.support.env import WEBHOOK_SECRET
 from tests.support.ledger import all_handled, rows, scalar, wait_until
 from tests.support.servers import WebServer
 

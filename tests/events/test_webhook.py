@@ -10,7 +10,7 @@ import pytest
 
 from dunning.app import create_app
 from dunning.settings import Settings
-from tests.conftest import OLD_WEBHOOK_SECRET, WEBHOOK_SECRET
+from tests.support.env import OLD_WEBHOOK_SECRET, WEBHOOK_SECRET
 from tests.support.ledger import all_handled, rows, scalar, wait_until
 from tests.support.servers import WebServer, free_port
 from tests.support.stripe_events import event, fixture, post

@@ -1,4 +1,5 @@
-"""Fixtures for the notify tests: pure rendering, no database, SMTP or network."""
+"""Fixtures for the pure notify tests (rendering: no database, SMTP or network). Modules
+that use the ledger say so with ``pytestmark = pytest.mark.usefixtures("services")``."""
 
 from __future__ import annotations
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from dunning import actions
 from dunning.db import session_scope
 from dunning.ledger.models import Customer, Subscription
 from dunning.notify import delivery
@@ -23,11 +24,12 @@ from dunning.notify.senders import (
     TransientSendError,
 )
 from dunning.notify.sequence import RENEWAL, schedule_email
-from dunning.scheduler import sweeper
-from tests.notify.smtp_server import Catcher, environment, smtp
+from dunning.scheduler import runner, sweeper
+from dunning.scheduler.models import ActionKind
 from tests.support.ledger import rows
+from tests.support.smtp import Catcher, environment
 
-__all__ = ["smtp"]  # the fixture
+pytestmark = pytest.mark.usefixtures("services")  # reads and writes the ledger
 
 NOON_UTC = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)  # 13:00 in Paris, 21:00 in Tokyo
 KEY = "renewal:sub_d:2026-03-05:3"
@@ -72,30 +74,39 @@ def _notification() -> dict[str, Any]:
     return row
 
 
+class _WorkerDied(Exception):
+    """Stands for the worker process dying (not an error the runner handles)."""
+
+
+class _DiesAfterSending(delivery.SendEmail):
+    def perform(self, work: delivery.EmailWork) -> str | delivery.Refused:
+        super().perform(work)
+        raise _WorkerDied
+
+
 def test_a_send_whose_outcome_is_unknown_is_resent_once_with_the_same_message_id(
     clean_db: None, smtp: Catcher
 ) -> None:
     action_id = _reminder()
-    # A worker claims the row, marks the action running... and dies before the send.
-    claimed = delivery._claim(action_id, 1, NOON_UTC, _settings())
-    assert not isinstance(claimed, str)
-    _, email = claimed
-    smtp_sender = delivery.sender_from_settings(_settings())
-    smtp_sender.send(email)  # ...or right after it: the outcome is unknown to us
+    # A worker claims the row, marks the action running, sends... and dies before it
+    # records the send: the outcome is unknown to us.
+    dies = _DiesAfterSending(_settings())
+    with pytest.raises(_WorkerDied):
+        runner.run({ActionKind.SEND_EMAIL: dies}, action_id, 1, NOON_UTC)
     assert _action()["status"] == "running" and _notification()["status"] == "claimed"
 
     later = NOON_UTC + sweeper.LEASE + timedelta(seconds=1)
     with session_scope() as session:
         [(again, dispatch)] = sweeper.claim(session, later, 10)
     assert (again, dispatch) == (action_id, 2)
-    assert delivery.run_email_action(action_id, dispatch, later) == "sent"
+    assert actions.run_action(None, action_id, dispatch, later) == "sent"
     first, second = smtp.wait_for(2)
     assert first["Message-ID"] == second["Message-ID"]  # one message to mail systems
     notification = _notification()
     assert notification["status"] == "sent"
     assert notification["details"]["unknown_outcome_resends"] == 1
     # Sent is final: yet another dispatch mails nothing.
-    assert delivery.run_email_action(action_id, dispatch, later) == "skipped: not leased"
+    assert actions.run_action(None, action_id, dispatch, later) == "skipped: not leased"
     assert len(smtp.messages) == 2
 
 
@@ -103,7 +114,7 @@ def test_outside_allowed_hours_the_email_waits_for_the_morning(
     clean_db: None, smtp: Catcher
 ) -> None:
     action_id = _reminder(time_zone="Asia/Tokyo")
-    outcome = delivery.run_email_action(action_id, 1, NOON_UTC)
+    outcome = actions.run_action(None, action_id, 1, NOON_UTC)
     assert outcome == "rescheduled: outside allowed hours"
     action = _action()
     assert action["status"] == "pending"
@@ -113,7 +124,7 @@ def test_outside_allowed_hours_the_email_waits_for_the_morning(
 
 def test_a_customer_without_an_address_is_recorded_as_failed(clean_db: None, smtp: Catcher) -> None:
     action_id = _reminder(email=None)
-    assert delivery.run_email_action(action_id, 1, NOON_UTC).startswith("failed:")
+    assert actions.run_action(None, action_id, 1, NOON_UTC).startswith("failed:")
     notification = _notification()
     assert notification["status"] == "failed" and "no email address" in notification["error"]
     assert _action()["status"] == "failed"
@@ -124,7 +135,7 @@ def test_missing_mail_settings_fail_the_email_with_a_clear_error(
 ) -> None:
     action_id = _reminder()
     with environment(DUNNING_SMTP_HOST=""):
-        assert delivery.run_email_action(action_id, 1, NOON_UTC).startswith("failed:")
+        assert actions.run_action(None, action_id, 1, NOON_UTC).startswith("failed:")
     assert "DUNNING_SMTP_HOST" in _notification()["error"]
     assert smtp.messages == []
 

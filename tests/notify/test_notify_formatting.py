@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from dunning.notify.formatting import (
+from dunning.formatting import (
     card_brand_name,
     format_local_date,
     format_money,

@@ -10,9 +10,9 @@ from dunning.cli import app as cli
 from dunning.notify.senders import OutgoingEmail, SmtpSender
 from dunning.notify.sink import SinkHandler, outbox_dir
 from dunning.settings import get_settings
-from tests.admin.support import bearer, make_key
-from tests.notify.smtp_server import environment
+from tests.support.admin import bearer, make_key
 from tests.support.servers import WebServer, free_port
+from tests.support.smtp import environment
 
 
 def test_cli_preview_prints_text_or_html() -> None:

@@ -10,7 +10,9 @@ import re
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from dunning.cases import actions
+import pytest
+
+from dunning import actions
 from dunning.db import session_scope
 from dunning.ledger.models import Customer, PaymentMethod, Subscription
 from dunning.links import customer as customer_links
@@ -18,10 +20,10 @@ from dunning.links import tokens
 from dunning.notify import reminders
 from dunning.notify.reminders import reminder_day
 from dunning.scheduler import sweeper
-from tests.notify.smtp_server import Catcher, environment, parts, smtp
 from tests.support.ledger import rows
+from tests.support.smtp import Catcher, environment, parts
 
-__all__ = ["smtp"]  # the fixture
+pytestmark = pytest.mark.usefixtures("services")  # reads and writes the ledger
 
 T0 = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)  # a Monday; US clocks change on March 8
 _LINK = re.compile(r"https?://[^\s\"<>]+/pay/([A-Za-z0-9_\-]+)")

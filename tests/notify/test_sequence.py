@@ -5,13 +5,15 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
+import pytest
+
 from dunning.cases import ops
 from dunning.db import session_scope
-from tests.cases.test_case_api import _case, _fail
-from tests.notify.smtp_server import Catcher, smtp
+from tests.support.cases import case_row, fail_invoice
 from tests.support.ledger import rows
+from tests.support.smtp import Catcher
 
-__all__ = ["smtp"]  # the fixture
+pytestmark = pytest.mark.usefixtures("services")  # reads and writes the ledger
 
 
 def _emails(case_id: object) -> dict[str, str]:
@@ -28,8 +30,8 @@ def _emails(case_id: object) -> dict[str, str]:
 def test_an_authentication_decline_asks_for_action_instead_of_the_first_notice(
     clean_db: None, smtp: Catcher
 ) -> None:
-    _fail("in_auth", created=int(time.time()), reason="authentication_required")
-    case = _case("in_auth")
+    fail_invoice("in_auth", created=int(time.time()), reason="authentication_required")
+    case = case_row("in_auth")
     assert _emails(case["id"]) == {
         "action_required": "pending",  # supersedes the day-0 notice: one email, not two
         "1": "pending",
@@ -52,8 +54,8 @@ def test_an_authentication_decline_asks_for_action_instead_of_the_first_notice(
 
 
 def test_no_emails_are_planned_without_a_way_to_send_them(clean_db: None) -> None:
-    _fail("in_quiet", created=int(time.time()))
-    assert _emails(_case("in_quiet")["id"]) == {}
+    fail_invoice("in_quiet", created=int(time.time()))
+    assert _emails(case_row("in_quiet")["id"]) == {}
 
 
 def test_a_case_the_end_action_canceled_gets_the_cancellation_email(
@@ -62,8 +64,8 @@ def test_a_case_the_end_action_canceled_gets_the_cancellation_email(
     from dunning.cases.models import DunningCase
     from dunning.notify import sequence
 
-    _fail("in_end", created=int(time.time()))
-    case_id = _case("in_end")["id"]
+    fail_invoice("in_end", created=int(time.time()))
+    case_id = case_row("in_end")["id"]
     with session_scope() as session:
         case = session.get(DunningCase, case_id)
         assert case is not None

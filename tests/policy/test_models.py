@@ -11,7 +11,7 @@ import pytest
 
 from dunning.policy.declines import DeclineClass
 from dunning.policy.models import (
-    ActionKind,
+    ClassAction,
     EndAction,
     PolicyError,
     load_policy,
@@ -36,7 +36,7 @@ def test_default_policy_loads() -> None:
     assert policy.classes.insufficient_funds.payday
     assert policy.classes.temporary.backoff_hours[:3] == (6, 24, 48)
     for cls in (DeclineClass.HARD, DeclineClass.CARD_DATA):
-        assert policy.classes.for_class(cls).action is ActionKind.WAIT_FOR_CARD
+        assert policy.classes.for_class(cls).action is ClassAction.WAIT_FOR_CARD
 
 
 def test_default_policy_is_documented_line_by_line() -> None:

@@ -21,8 +21,8 @@ from dunning.policy.declines import DECLINE_TABLE, DeclineClass
 from dunning.policy.engine import decide
 from dunning.policy.models import (
     PAYDAY_NAMES,
-    ActionKind,
     ClassAction,
+    ClassRule,
     EmailStep,
     EndAction,
     Limits,
@@ -202,11 +202,11 @@ def ints(model: type[BaseModel], name: str, cap: int | None = None) -> st.Search
     return st.sampled_from(range(low, (high if cap is None else min(high, cap)) + 1))
 
 
-NO_RETRY_ACTIONS = [a.value for a in ActionKind if a is not ActionKind.RETRY]
+NO_RETRY_ACTIONS = [a.value for a in ClassAction if a is not ClassAction.RETRY]
 RESTRICTED = {DeclineClass.HARD, DeclineClass.CARD_DATA, DeclineClass.AUTHENTICATION_REQUIRED}
 # The strategies below fill every field of the policy models; a new field fails here
 # until the strategy learns about it.
-assert set(ClassAction.model_fields) == {"action", "backoff_hours", "payday"}
+assert set(ClassRule.model_fields) == {"action", "backoff_hours", "payday"}
 assert set(EmailStep.model_fields) == {"day", "template"}
 assert set(Timing.model_fields) == {
     "retry_hours", "skip_weekends", "holiday_country", "min_spacing_hours", "paydays",
@@ -348,6 +348,8 @@ class Scenario:
     card_brand: str | None
     card_history: list[Attempt]
     card_updated_at: datetime | None
+    processor_retry_at: datetime | None = None
+    retry_now: bool = False
 
 
 # How the other declines on the card are spread: rarely, in a 24 h burst (Mastercard's
@@ -409,6 +411,12 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         card_brand=draw(st.one_of(st.none(), brands)),
         card_history=card_history,
         card_updated_at=None if updated is None else now - updated * MINUTE,
+        processor_retry_at=draw(
+            st.one_of(st.none(), st.integers(-3 * DAY_MINUTES, 40 * DAY_MINUTES)).map(
+                lambda m: None if m is None else now + m * MINUTE
+            )
+        ),
+        retry_now=draw(st.sampled_from([False] * 9 + [True])),
     )
 
 
@@ -422,6 +430,8 @@ def run(s: Scenario) -> Decision:
         card_history=s.card_history,
         card_updated_at=s.card_updated_at,
         account_time_zone=s.account_time_zone,
+        processor_retry_at=s.processor_retry_at,
+        retry_now=s.retry_now,
     )
 
 
@@ -441,6 +451,11 @@ def test_decide_never_breaks_a_network_rule(s: Scenario) -> None:
         card_brand=s.card_brand,
         card_updated_at=s.card_updated_at,
     ), decision
+    assert run(s) == decision  # deterministic
+    if s.retry_now:  # ops skip the policy's own timing and limits, never the networks'
+        assert decision.kind is not DecisionKind.GIVE_UP
+        assert decision.kind is not DecisionKind.RETRY or (decision.at or s.now) >= s.now
+        return
     assert not policy_violations(
         decision,
         s.policy,
@@ -449,7 +464,9 @@ def test_decide_never_breaks_a_network_rule(s: Scenario) -> None:
         time_zone=s.time_zone,
         account_time_zone=s.account_time_zone,
     ), decision
-    assert run(s) == decision  # deterministic
+    if decision.kind is DecisionKind.RETRY and s.processor_retry_at is not None:
+        assert decision.at is not None
+        assert decision.at >= s.processor_retry_at + timedelta(hours=1), decision
 
 
 WAITS = [timedelta(hours=h) for h in (1, 24, 48, 96, 144, 192, 240, 24 * 30)]

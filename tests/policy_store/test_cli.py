@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from dunning.admin.actors import cli_actor
 from dunning.cli import app
-from tests.admin.support import policy_text
+from tests.support.admin import policy_text
 from tests.support.ledger import rows
 
 runner = CliRunner()

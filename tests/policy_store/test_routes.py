@@ -8,10 +8,10 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
+from dunning.policy.activation import DEFAULT_POLICY_FILE
 from dunning.policy.models import load_policy
-from dunning.policy.store import DEFAULT_POLICY_FILE
 from dunning.policy.timing import is_payday
-from tests.admin.support import bearer, make_key, policy_text
+from tests.support.admin import bearer, make_key, policy_text
 from tests.support.ledger import rows
 from tests.support.servers import WebServer
 

@@ -10,27 +10,26 @@ import time
 
 import pytest
 
+from dunning.admin.actors import cli_actor
 from dunning.db import session_scope
-from dunning.policy.models import PolicyError
-from dunning.policy.store import (
+from dunning.policy.activation import (
     DEFAULT_POLICY_FILE,
-    InvalidRequest,
-    PolicyConflict,
-    PolicyNotFound,
     activate,
-    active_policy,
-    apply_policy,
     clear_split,
     current_activation,
-    get_policy,
-    get_policy_by_id,
-    list_policies,
+    set_split,
+)
+from dunning.policy.errors import InvalidRequest, PolicyConflict, PolicyNotFound
+from dunning.policy.models import PolicyError
+from dunning.policy.store import (
+    active_policy,
+    apply_policy,
     policy_by_id,
     policy_for_customer,
-    set_split,
     split_bucket,
 )
-from tests.admin.support import policy_text
+from dunning.policy.versions import get_policy, get_policy_by_id, list_policies
+from tests.support.admin import policy_text
 from tests.support.ledger import rows, scalar
 
 CUSTOMERS = [f"cus_{i:06d}" for i in range(1000)]
@@ -224,15 +223,10 @@ def test_split_refusals_and_activation_ending_a_split(clean_db: None) -> None:
 
 
 def test_a_policy_naming_a_missing_email_template_is_refused(clean_db: None) -> None:
-    from dunning.admin.actors import cli_actor
-    from dunning.db import session_scope
-    from dunning.policy import store
-    from dunning.policy.models import PolicyError
-
     text = (
-        store.DEFAULT_POLICY_FILE.read_text()
+        DEFAULT_POLICY_FILE.read_text()
         .replace('name = "default"', 'name = "typo"')
         .replace('template = "payment_reminder"', 'template = "payment_remindr"', 1)
     )
     with session_scope() as session, pytest.raises(PolicyError, match="payment_remindr"):
-        store.apply_policy(session, text, cli_actor())
+        apply_policy(session, text, cli_actor())

@@ -14,8 +14,8 @@ from dunning.reports import metrics
 from dunning.reports.csvio import from_csv
 from dunning.reports.schemas import Filters
 from dunning.reports.tables import TABLES
-from tests.admin.support import bearer, make_key
-from tests.reports.ledger import at, insert_ledger
+from tests.support.admin import bearer, make_key
+from tests.support.report_ledger import at, insert_ledger
 from tests.support.servers import WebServer
 
 PERIOD = {"from": "2026-10-01", "to": "2026-11-01"}

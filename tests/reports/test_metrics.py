@@ -14,7 +14,7 @@ from dunning.db import get_engine
 from dunning.reports import metrics
 from dunning.reports.schemas import Filters
 from dunning.reports.stats import wilson_interval
-from tests.reports.ledger import at, insert_ledger
+from tests.support.report_ledger import at, insert_ledger
 
 OCTOBER = Filters(start=date(2026, 10, 1), end=date(2026, 11, 1))
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
-from dunning.cases import actions
+from dunning import actions, queue
 from dunning.processors.stripe_adapter import PayResult, StripeAdapter
 from tests.support.sandbox import API_KEY
 
@@ -23,4 +23,4 @@ class DiesAfterCharging(StripeAdapter):
 if __name__ == "__main__":
     action_id, dispatch, now, base = sys.argv[1:]
     adapter = DiesAfterCharging(API_KEY, base)
-    actions.run_action(adapter, int(action_id), int(dispatch), actions.utc(now))
+    actions.run_action(adapter, int(action_id), int(dispatch), queue.parse_clock(now))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dunning.db import session_scope
-from dunning.policy.store import DEFAULT_POLICY_FILE
+from dunning.policy.activation import DEFAULT_POLICY_FILE
 
 
 def make_key(role: str, name: str | None = None) -> str:

@@ -18,7 +18,6 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from typing import Any
 
-import pytest
 from aiosmtpd.controller import Controller
 
 from tests.support.servers import free_port
@@ -96,9 +95,10 @@ def environment(**values: str) -> Iterator[None]:
         get_settings.cache_clear()
 
 
-@pytest.fixture
-def smtp() -> Iterator[Catcher]:
-    """An SMTP server on a free loopback port, with the service's settings pointed at it."""
+@contextmanager
+def smtp_catcher() -> Iterator[Catcher]:
+    """An SMTP server on a free loopback port, with the service's settings pointed at it
+    (the ``smtp`` fixture)."""
     catcher = Catcher()
     port = free_port()
     controller = Controller(catcher, hostname="127.0.0.1", port=port)

@@ -1,0 +1,63 @@
+"""Which handler performs each kind of scheduled action: the runner's wiring.
+
+The scheduler's runner knows no feature; the features know no runner beyond its
+step types. This module, at the top with the other entry points, puts them together
+for the workers and the tests (docs/architecture.md, "The action runner").
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from dunning.cases.retry import EndCase, RetryCharge
+from dunning.notify.delivery import SendEmail
+from dunning.processors.stripe_adapter import ProcessorNotConfigured, StripeAdapter
+from dunning.scheduler import runner
+from dunning.scheduler.models import ActionKind, ScheduledAction
+from dunning.settings import Settings, get_settings
+
+
+class _NoProcessor:
+    """Charge actions when no processor is configured: refuse loudly, change nothing."""
+
+    transient: tuple[type[Exception], ...] = ()
+
+    def __init__(self, kind: ActionKind) -> None:
+        self.kind = kind
+
+    def prepare(self, session: Session, action: ScheduledAction, now: datetime) -> runner.Step:
+        raise ProcessorNotConfigured("DUNNING_STRIPE_API_KEY is not set")
+
+    def perform(self, work: Any) -> Any:
+        raise AssertionError("never prepared")
+
+    def record(
+        self, session: Session, action: ScheduledAction, work: Any, outcome: Any, now: datetime
+    ) -> runner.Finish:
+        raise AssertionError("never prepared")
+
+    def postpone(
+        self, session: Session, action: ScheduledAction, work: Any, exc: Exception, now: datetime
+    ) -> runner.Finish | runner.Reschedule:
+        raise AssertionError("never prepared")
+
+
+def handlers(adapter: StripeAdapter | None, settings: Settings) -> dict[str, runner.ActionHandler]:
+    """One handler per action kind."""
+    retry: runner.ActionHandler = (
+        RetryCharge(adapter) if adapter else _NoProcessor(ActionKind.RETRY_CHARGE)
+    )
+    end: runner.ActionHandler = EndCase(adapter) if adapter else _NoProcessor(ActionKind.END_ACTION)
+    return {
+        ActionKind.RETRY_CHARGE: retry,
+        ActionKind.END_ACTION: end,
+        ActionKind.SEND_EMAIL: SendEmail(settings),
+    }
+
+
+def run_action(adapter: StripeAdapter | None, action_id: int, dispatch: int, now: datetime) -> str:
+    """Perform one dispatch of an action (``adapter`` may be None where only emails run)."""
+    return runner.run(handlers(adapter, get_settings()), action_id, dispatch, now)

@@ -1,0 +1,226 @@
+"""The handlers of a case's charge actions: retry the charge once, or carry out the end.
+
+The scheduler's runner (``dunning.scheduler.runner``) calls them in three steps, so a
+worker dying at any point never charges twice:
+
+1. ``prepare``, under the action's row lock: the case must be open and not paused;
+   re-read the invoice at the processor; ask the engine again (the ledger may have
+   moved); note a fingerprint of the invoice's payment attempts on the action.
+2. ``perform``: pay with ``Idempotency-Key = case + attempt number``, no lock held.
+3. ``record``: the charge becomes a ledger row and the case plans what comes next.
+
+A rerun after a crash finds ``started_attempt`` set: if the processor's fingerprint
+moved, the earlier dispatch charged, and that charge is recorded instead of charging
+again. The end action calls the processor the same way, between two transactions.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from dunning.cases import planner
+from dunning.cases import service as cases
+from dunning.cases.models import CaseState, DunningCase
+from dunning.cases.payloads import ChargePayload, idempotency_key
+from dunning.ledger import apply
+from dunning.ledger.models import TriggeredBy
+from dunning.notify import sequence as emails
+from dunning.policy.records import DecisionKind
+from dunning.processors.stripe_adapter import (
+    PayResult,
+    StripeAdapter,
+    TransientProcessorError,
+    processor_ref,
+)
+from dunning.scheduler.models import ActionKind, ActionStatus, ScheduledAction
+from dunning.scheduler.runner import Finish, Perform, Reschedule, Step, backoff
+
+# A retry that the network guard moved later than this is rescheduled, not run now.
+_RUN_WINDOW = timedelta(minutes=5)
+MAX_TRANSIENT_TRIES = 8
+_MAX_BACKOFF = timedelta(hours=4)
+
+
+@dataclass(frozen=True)
+class ChargeWork:
+    """What one charge (or end) needs, read under the lock."""
+
+    case_id: int
+    invoice_id: str
+    subscription_id: str | None
+    attempt_number: int
+    end_action: str
+
+
+def _case(session: Session, action: ScheduledAction) -> DunningCase:
+    return session.execute(
+        select(DunningCase).where(DunningCase.id == action.case_id).with_for_update()
+    ).scalar_one()
+
+
+def _closed(case: DunningCase) -> Finish | None:
+    """A closed or paused case needs none of its charge actions."""
+    if case.state != CaseState.OPEN or case.paused:
+        state = "paused" if case.state == CaseState.OPEN else case.state
+        return Finish(ActionStatus.CANCELED, f"canceled: case is {state}")
+    return None
+
+
+def _work(case: DunningCase, action: ScheduledAction) -> ChargeWork:
+    payload = ChargePayload.of(action.payload)
+    return ChargeWork(
+        case.id,
+        case.invoice_id,
+        case.subscription_id,
+        payload.attempt_number,
+        payload.end_action,
+    )
+
+
+def _postpone(action: ScheduledAction, exc: Exception, now: datetime) -> Finish | Reschedule:
+    """A timeout, 429 or 5xx is not a card attempt: try again later, from Postgres.
+
+    The action keeps ``started_attempt``, so the next run first checks whether the
+    charge went through before it pays (with the same idempotency key)."""
+    if action.attempts >= MAX_TRANSIENT_TRIES:
+        return Finish(ActionStatus.FAILED, f"failed: processor unavailable: {exc}")
+    due = now + backoff(action.attempts, _MAX_BACKOFF)
+    return Reschedule(due, f"processor unavailable, retrying: {exc}")
+
+
+class RetryCharge:
+    """``retry_charge``: one charge attempt of the case's invoice."""
+
+    kind = ActionKind.RETRY_CHARGE
+    transient: tuple[type[Exception], ...] = (TransientProcessorError,)
+
+    def __init__(self, adapter: StripeAdapter) -> None:
+        self.adapter = adapter
+
+    def prepare(self, session: Session, action: ScheduledAction, now: datetime) -> Step:
+        case = _case(session, action)
+        closed = _closed(case)
+        if closed is not None:
+            return closed
+        work = _work(case, action)
+        invoice = self.adapter.invoice(case.invoice_id)
+        if invoice.get("status") != "open":
+            apply.apply_invoice(session, invoice, int(time.time()))
+            cases.on_invoice_changed(session, case.invoice_id)
+            return Finish(ActionStatus.CANCELED, "canceled: invoice settled")
+        if action.started_attempt is not None and processor_ref(invoice) != action.processor_ref:
+            # An earlier dispatch charged and then died: record that charge, do not repeat it.
+            charge = invoice.get("charge")
+            if isinstance(charge, str):
+                charge = self.adapter.charge(charge)
+            result = PayResult(
+                paid=False, invoice=invoice, charge=charge if isinstance(charge, dict) else None
+            )
+            self._record(session, work, result, now)
+            return Finish(ActionStatus.DONE, "declined (recovered after a crash)")
+        decision = planner.decide_for(session, case, now)
+        if decision is None or decision.kind != DecisionKind.RETRY or decision.at is None:
+            action.status = ActionStatus.CANCELED  # before re-planning, which may revive it
+            cases.replan(session, case, now)
+            return Finish(ActionStatus.CANCELED, "canceled: no retry")
+        if decision.at > now + _RUN_WINDOW:
+            return Reschedule(decision.at, f"moved: {decision.reason}")
+        action.processor_ref = processor_ref(invoice)
+        return Perform(work)
+
+    def perform(self, work: ChargeWork) -> PayResult:
+        return self.adapter.pay_invoice(
+            work.invoice_id, idempotency_key(work.case_id, work.attempt_number)
+        )
+
+    def record(
+        self,
+        session: Session,
+        action: ScheduledAction,
+        work: ChargeWork,
+        outcome: PayResult,
+        now: datetime,
+    ) -> Finish:
+        self._record(session, work, outcome, now)
+        return Finish(ActionStatus.DONE, "paid" if outcome.paid else "declined")
+
+    def postpone(
+        self,
+        session: Session,
+        action: ScheduledAction,
+        work: ChargeWork,
+        exc: Exception,
+        now: datetime,
+    ) -> Finish | Reschedule:
+        return _postpone(action, exc, now)
+
+    @staticmethod
+    def _record(session: Session, work: ChargeWork, result: PayResult, now: datetime) -> None:
+        cases.record_charge(
+            session,
+            work.case_id,
+            work.invoice_id,
+            result,
+            now,
+            ref=str(work.attempt_number),
+            triggered_by=TriggeredBy.SERVICE,
+        )
+
+
+class EndCase:
+    """``end_action``: the policy gave up (or ops wrote the invoice off): do what it says."""
+
+    kind = ActionKind.END_ACTION
+    transient: tuple[type[Exception], ...] = (TransientProcessorError,)
+
+    def __init__(self, adapter: StripeAdapter) -> None:
+        self.adapter = adapter
+
+    def prepare(self, session: Session, action: ScheduledAction, now: datetime) -> Step:
+        case = _case(session, action)
+        return _closed(case) or Perform(_work(case, action))
+
+    def perform(self, work: ChargeWork) -> dict[str, Any] | None:
+        """The processor's object after the end action (none for ``leave_past_due``)."""
+        key = f"dunning-case-{work.case_id}-end"
+        if work.end_action == "cancel_subscription" and work.subscription_id:
+            self.adapter.cancel_subscription(work.subscription_id, key)
+            return self.adapter.subscription(work.subscription_id)
+        if work.end_action == "mark_uncollectible":
+            return self.adapter.mark_uncollectible(work.invoice_id, key)
+        return None
+
+    def record(
+        self,
+        session: Session,
+        action: ScheduledAction,
+        work: ChargeWork,
+        outcome: dict[str, Any] | None,
+        now: datetime,
+    ) -> Finish:
+        version = int(time.time())
+        if outcome is not None and work.end_action == "cancel_subscription":
+            apply.apply_subscription(session, outcome, version)
+        elif outcome is not None:
+            apply.apply_invoice(session, outcome, version)
+        case = _case(session, action)
+        case.end_action = work.end_action
+        cases.on_invoice_changed(session, case.invoice_id)
+        emails.on_end_action(session, case, now)
+        return Finish(ActionStatus.DONE, f"ended: {work.end_action}")
+
+    def postpone(
+        self,
+        session: Session,
+        action: ScheduledAction,
+        work: ChargeWork,
+        exc: Exception,
+        now: datetime,
+    ) -> Finish | Reschedule:
+        return _postpone(action, exc, now)

@@ -1,0 +1,116 @@
+"""Ledger rules that several features read: one home for each.
+
+Which card a subscription is charged with, the customer's time zone, whether a
+subscription still renews and for how much, the last day a card can be charged, and
+how a processor charge becomes a charge-attempt row.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, func
+from sqlalchemy.orm import Session
+
+from dunning.ledger.models import Customer, PaymentMethod, Subscription, TriggeredBy
+from dunning.processors.stripe_objects import ChargeRecord
+
+LIVE_SUBSCRIPTION = ("active", "trialing")
+_NEAR = timedelta(days=2)  # invoice.upcoming for this renewal, not an older one
+
+# The card a subscription is charged with, as SQL: its own default, else the customer's.
+CHARGED_CARD_ID: ColumnElement[Any] = func.coalesce(
+    Subscription.default_payment_method_id, Customer.default_payment_method_id
+)
+
+
+def charged_card_id(subscription: Subscription | None, customer: Customer | None) -> str | None:
+    """The subscription's default payment method, else the customer's (Stripe's rule)."""
+    if subscription is not None and subscription.default_payment_method_id:
+        return subscription.default_payment_method_id
+    return customer.default_payment_method_id if customer is not None else None
+
+
+def charged_card(
+    session: Session, subscription_id: str | None, customer_id: str | None
+) -> PaymentMethod | None:
+    """The payment method the next charge of this subscription (or customer) will use."""
+    subscription = session.get(Subscription, subscription_id) if subscription_id else None
+    customer = session.get(Customer, customer_id) if customer_id else None
+    pm_id = charged_card_id(subscription, customer)
+    return session.get(PaymentMethod, pm_id) if pm_id else None
+
+
+def customer_time_zone(session: Session, customer_id: str | None) -> str | None:
+    """The customer's IANA zone as the processor gave it (may be missing or invalid)."""
+    customer = session.get(Customer, customer_id) if customer_id else None
+    return customer.time_zone if customer else None
+
+
+def renews(subscription: Subscription | None) -> bool:
+    """Whether the subscription will renew: live and not canceling at period end."""
+    return (
+        subscription is not None
+        and subscription.status in LIVE_SUBSCRIPTION
+        and not subscription.cancel_at_period_end
+    )
+
+
+def renewal_amount(subscription: Subscription) -> int | None:
+    """``invoice.upcoming``'s amount (tax, discounts, proration) when it is for this
+    renewal, else the plan amount."""
+    end = subscription.current_period_end
+    upcoming_at = subscription.upcoming_at
+    if (
+        subscription.upcoming_amount is not None
+        and upcoming_at
+        and end
+        and abs(upcoming_at - end) <= _NEAR
+    ):
+        return subscription.upcoming_amount
+    return subscription.amount
+
+
+def last_day_of_month(year: int, month: int) -> date:
+    """The last day a card expiring ``month/year`` can be charged."""
+    first_next = date(year + month // 12, month % 12 + 1, 1)
+    return date.fromordinal(first_next.toordinal() - 1)
+
+
+def attempt_from_charge(
+    charge: ChargeRecord | None,
+    *,
+    attempt_key: str,
+    invoice_id: str | None,
+    attempted_at: datetime | None,
+    succeeded: bool,
+    triggered_by: TriggeredBy,
+    source_event_id: str,
+) -> dict[str, Any]:
+    """The charge-attempt row for a processor charge (or for a charge we know only by
+    its outcome, when the processor reported no charge object)."""
+    c = charge
+    return {
+        "attempt_key": attempt_key,
+        "charge_id": c.id if c else None,
+        "payment_intent_id": c.payment_intent_id if c else None,
+        "invoice_id": invoice_id,
+        "customer_id": c.customer_id if c else None,
+        "attempted_at": attempted_at or (c and c.created) or datetime.now(UTC),
+        "amount": c.amount if c else None,
+        "currency": c.currency if c else None,
+        "outcome": "succeeded" if succeeded else "failed",
+        "failure_code": c.failure_code if c else None,
+        "failure_message": c.failure_message if c else None,
+        "decline_code": c.decline_code if c else None,
+        "network_decline_code": c.network_decline_code if c else None,
+        "advice_code": c.advice_code if c else None,
+        "network_advice_code": c.network_advice_code if c else None,
+        "card_brand": c.card_brand if c else None,
+        "card_last4": c.card_last4 if c else None,
+        "card_fingerprint": c.card_fingerprint if c else None,
+        "payment_method_id": c.payment_method_id if c else None,
+        "triggered_by": triggered_by.value,
+        "source_event_id": source_event_id,
+    }

@@ -1,0 +1,137 @@
+"""The dashboard's eight charts, drawn as inline SVG from rows of the report tables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from markupsafe import Markup
+
+from dunning.formatting import minor_unit_exponent
+from dunning.reports import charts, schemas
+from dunning.reports.metrics.recovery import MAX_DAY
+
+
+@dataclass(frozen=True)
+class ChartRows:
+    """Everything the charts draw: rows of the report tables for one currency."""
+
+    currency: str | None
+    trend_start: date
+    end: date
+    trend: list[schemas.MonthRow]
+    by_class: list[schemas.BreakdownRow]
+    by_code: list[schemas.BreakdownRow]
+    days: list[schemas.RecoveryDayRow]
+    arms: list[schemas.ArmRow]
+    funnel: list[schemas.FunnelRow]
+    channels: list[schemas.ChannelRow]
+
+
+def _months(start: date, end: date) -> list[date]:
+    months: list[date] = []
+    m = start
+    while m < end:
+        months.append(m)
+        m = date(m.year + (m.month == 12), m.month % 12 + 1, 1)
+    return months
+
+
+def money_axis(currency: str) -> charts.Format:
+    """Axis labels in major units, shortened (12.3k, 1.2M)."""
+    try:
+        exponent = minor_unit_exponent(currency.upper())
+    except (ValueError, LookupError):
+        exponent = 2
+
+    def fmt(value: float) -> str:
+        major = value / 10**exponent
+        if major >= 1_000_000:
+            return f"{major / 1_000_000:.1f}M"
+        if major >= 10_000:
+            return f"{major / 1_000:.0f}k"
+        if major >= 1_000:
+            return f"{major / 1_000:.1f}k"
+        return f"{major:.0f}"
+
+    return fmt
+
+
+def draw_charts(data: ChartRows) -> dict[str, Markup]:
+    """Every chart by its element id, in the order the page shows them."""
+    cur = (data.currency or "").upper()
+    months = _months(data.trend_start, data.end)
+    by_month = {r.month: r for r in data.trend}
+    labels = [m.strftime("%b %y") for m in months]
+    rows = [by_month.get(m) for m in months]
+    money = money_axis(data.currency or "usd")
+    top_codes = data.by_code[:10]
+    arms = [charts.Interval(a.policy, a.recovery_rate, a.ci_low, a.ci_high, a.n) for a in data.arms]
+    funnel_total = [
+        ("Sent", sum(r.sent for r in data.funnel)),
+        ("Link opened", sum(r.link_opened for r in data.funnel)),
+        ("Card updated", sum(r.card_updated for r in data.funnel)),
+        ("Paid", sum(r.paid for r in data.funnel)),
+    ]
+    day_counts = {d.day: d.cases for d in data.days}
+    channel_rows = [c for c in data.channels if c.currency == data.currency]
+    by_class = data.by_class
+    return {
+        "recovery-by-month": charts.line_chart(
+            "recovery-by-month",
+            f"Recovery rate by month of failure ({cur})",
+            labels,
+            [
+                charts.Series("by count", [r.recovery_rate if r else None for r in rows]),
+                charts.Series("by amount", [r.recovery_rate_amount if r else None for r in rows]),
+            ],
+            charts.percent,
+            y_max=1.0,
+        ),
+        "amounts-by-month": charts.bar_chart(
+            "amounts-by-month",
+            f"Failed vs recovered amount by month ({cur})",
+            labels,
+            [
+                charts.Series("failed", [r.failed_amount if r else 0 for r in rows]),
+                charts.Series("recovered", [r.recovered_amount if r else 0 for r in rows]),
+            ],
+            money,
+        ),
+        "recovery-by-decline-class": charts.bar_chart(
+            "recovery-by-decline-class",
+            f"Recovery rate by decline class ({cur})",
+            [r.value for r in by_class],
+            [charts.Series("recovery rate", [r.recovery_rate for r in by_class])],
+            charts.percent,
+            y_max=1.0,
+            notes=[f"n={r.cases_closed:,}" for r in by_class],
+        ),
+        "failure-reasons": charts.bar_chart(
+            "failure-reasons",
+            f"Failure reasons: cases by first decline code ({cur})",
+            [r.value for r in top_codes],
+            [charts.Series("cases", [float(r.cases_opened) for r in top_codes])],
+            charts.plain,
+        ),
+        "email-funnel": charts.funnel_chart(
+            "email-funnel", "Email funnel: all dunning steps", funnel_total
+        ),
+        "ab-comparison": charts.interval_chart(
+            "ab-comparison", "Recovery rate by policy (95% Wilson interval)", arms
+        ),
+        "recovered-by-channel": charts.bar_chart(
+            "recovered-by-channel",
+            f"Recovered revenue by channel ({cur})",
+            [c.channel for c in channel_rows],
+            [charts.Series("recovered", [float(c.amount) for c in channel_rows])],
+            money,
+        ),
+        "days-to-recovery": charts.bar_chart(
+            "days-to-recovery",
+            f"Recoveries by day since failure ({cur}; last bar: {MAX_DAY}+)",
+            [str(d) for d in range(MAX_DAY + 1)],
+            [charts.Series("cases", [float(day_counts.get(d, 0)) for d in range(MAX_DAY + 1)])],
+            charts.plain,
+        ),
+    }

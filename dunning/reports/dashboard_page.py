@@ -1,0 +1,100 @@
+"""What the dashboard page shows: every table and chart, read in one transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from markupsafe import Markup
+
+from dunning.reports import schemas
+from dunning.reports.dashboard_charts import ChartRows, draw_charts
+from dunning.reports.metrics.segments import segments
+from dunning.reports.schemas import Filters
+from dunning.reports.tables import TABLES, reading
+
+TREND_MONTHS = 12
+
+
+def _months_before(end: date, months: int) -> date:
+    """The first day of the month ``months - 1`` months before the one holding ``end - 1``."""
+    last = end - timedelta(days=1)
+    index = last.year * 12 + last.month - 1 - (months - 1)
+    return date(index // 12, index % 12 + 1, 1)
+
+
+@dataclass
+class Page:
+    """Everything the template shows, all from the report tables."""
+
+    filters: Filters
+    chart_currency: str | None
+    currencies: list[str]
+    segments: list[str]
+    headline: list[schemas.HeadlineRow]
+    channels: list[schemas.ChannelRow]
+    churn: list[schemas.ChurnRow]
+    arms: list[schemas.ArmRow]
+    funnel: list[schemas.FunnelRow]
+    at_risk: list[schemas.AtRiskSummaryRow]
+    charts: dict[str, Markup]
+    trend_start: date
+    as_of: datetime
+
+
+def build_page(f: Filters, as_of: datetime) -> Page:
+    """Compute every table the dashboard shows, in one read-only transaction."""
+    with reading() as conn:
+
+        def rows(name: str, filters: Filters = f) -> list[Any]:
+            return list(TABLES[name].compute(conn, filters, as_of))
+
+        all_currencies = f.model_copy(update={"currency": None})
+        everything = rows("recovery", all_currencies)
+        currencies = [r.currency for r in everything]
+        headline = [r for r in everything if f.currency is None or r.currency == f.currency]
+        chart_currency = f.currency or (
+            max(headline, key=lambda r: (r.cases_opened, r.renewals_attempted)).currency
+            if headline
+            else None
+        )
+        if f.currency and f.currency not in currencies:
+            currencies.append(f.currency)
+        in_currency = f.model_copy(update={"currency": chart_currency})
+        trend_start = _months_before(f.end, TREND_MONTHS)
+        trend = rows("monthly", in_currency.model_copy(update={"start": trend_start}))
+        by_class = rows("breakdown/decline_class", in_currency)
+        by_code = rows("breakdown/decline_code", in_currency)
+        channels = rows("channels")
+        page = Page(
+            filters=f,
+            chart_currency=chart_currency,
+            currencies=sorted(currencies),
+            segments=segments(conn),
+            headline=headline,
+            channels=channels,
+            churn=rows("churn"),
+            arms=rows("ab"),
+            funnel=rows("funnel"),
+            at_risk=rows("at-risk/summary"),
+            charts={},
+            trend_start=trend_start,
+            as_of=as_of,
+        )
+        days = rows("recovery-days", in_currency)
+    page.charts = draw_charts(
+        ChartRows(
+            currency=chart_currency,
+            trend_start=trend_start,
+            end=f.end,
+            trend=trend,
+            by_class=by_class,
+            by_code=by_code,
+            days=days,
+            arms=page.arms,
+            funnel=page.funnel,
+            channels=channels,
+        )
+    )
+    return page

@@ -1,0 +1,56 @@
+"""Involuntary churn: subscriptions the dunning end action canceled, and their MRR."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection
+
+from dunning.reports.metrics.sql import NO_CURRENCY, params, rows
+from dunning.reports.schemas import ChurnRow, Filters
+from dunning.reports.stats import ratio
+
+MRR = """(coalesce(s.amount, 0) * CASE s.interval
+        WHEN 'year' THEN 1 / 12.0 WHEN 'week' THEN 52 / 12.0 WHEN 'day' THEN 365 / 12.0
+        ELSE 1 END / greatest(coalesce(s.interval_count, 1), 1))"""
+"""A subscription ``s``'s amount normalised to a month."""
+
+
+def churn(conn: Connection, f: Filters) -> list[ChurnRow]:
+    """Involuntary churn in the period and the MRR it cost, per currency."""
+    join = " JOIN customers cu ON cu.id = s.customer_id" if f.segment else ""
+    extra = (" AND s.currency = :currency" if f.currency else "") + (
+        " AND cu.segment = :segment" if f.segment else ""
+    )
+    sql = f"""
+        WITH churned AS (
+            SELECT coalesce(s.currency, '{NO_CURRENCY}') AS currency,
+                   count(*) AS churned, coalesce(sum({MRR}), 0) AS churned_mrr
+            FROM subscriptions s{join}
+            WHERE s.id IN (SELECT c.subscription_id FROM dunning_cases c
+                           WHERE c.end_action = 'cancel_subscription' AND c.state = 'canceled'
+                             AND c.closed_at >= :start AND c.closed_at < :end){extra}
+            GROUP BY 1
+        ), active AS (
+            SELECT coalesce(s.currency, '{NO_CURRENCY}') AS currency,
+                   count(*) AS active_at_start, coalesce(sum({MRR}), 0) AS mrr_at_start
+            FROM subscriptions s{join}
+            WHERE ((s.canceled_at IS NULL AND s.status <> 'canceled') OR s.canceled_at >= :start)
+              AND s.status NOT IN ('incomplete', 'incomplete_expired')
+              AND EXISTS (SELECT 1 FROM invoices i WHERE i.subscription_id = s.id
+                          AND i.processor_created < :start){extra}
+            GROUP BY 1
+        )
+        SELECT coalesce(a.currency, ch.currency) AS currency,
+               coalesce(a.active_at_start, 0) AS active_at_start,
+               coalesce(ch.churned, 0) AS churned,
+               round(coalesce(a.mrr_at_start, 0))::bigint AS mrr_at_start,
+               round(coalesce(ch.churned_mrr, 0))::bigint AS churned_mrr
+        FROM active a FULL JOIN churned ch ON ch.currency = a.currency
+        ORDER BY 1"""
+    return [
+        ChurnRow(
+            **r,
+            churn_rate=ratio(r["churned"], r["active_at_start"]),
+            mrr_churn_rate=ratio(r["churned_mrr"], r["mrr_at_start"]),
+        )
+        for r in rows(conn, sql, params(f))
+    ]

@@ -1,0 +1,49 @@
+"""The headline figures: failure, recovery, time to recovery and churn, per currency."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection
+
+from dunning.reports.metrics.churn import churn
+from dunning.reports.metrics.recovery import cohort_totals, renewal_failures
+from dunning.reports.schemas import Filters, HeadlineRow
+from dunning.reports.stats import ratio
+
+
+def headline(conn: Connection, f: Filters) -> list[HeadlineRow]:
+    """One row per currency seen in the cohort, the renewals or the churn."""
+    cohort = {r["currency"]: r for r in cohort_totals(conn, f)}
+    renewals = renewal_failures(conn, f)
+    churned = {r.currency: r for r in churn(conn, f)}
+    out: list[HeadlineRow] = []
+    for currency in sorted(cohort.keys() | renewals.keys() | churned.keys()):
+        c = cohort.get(currency) or {}
+        attempted, failed = renewals.get(currency, (0, 0))
+        ch = churned.get(currency)
+        opened, closed = c.get("cases_opened", 0), c.get("cases_closed", 0)
+        recovered, recovered_amount = c.get("cases_recovered", 0), c.get("recovered_amount", 0)
+        closed_amount = c.get("closed_failed_amount", 0)
+        out.append(
+            HeadlineRow(
+                currency=currency,
+                renewals_attempted=attempted,
+                renewals_failed=failed,
+                failure_rate=ratio(failed, attempted),
+                cases_opened=opened,
+                cases_closed=closed,
+                cases_open=opened - closed,
+                cases_recovered=recovered,
+                recovery_rate=ratio(recovered, closed),
+                failed_amount=c.get("failed_amount", 0),
+                closed_failed_amount=closed_amount,
+                recovered_amount=recovered_amount,
+                recovery_rate_amount=ratio(recovered_amount, closed_amount),
+                median_hours_to_recovery=c.get("median_hours"),
+                p90_hours_to_recovery=c.get("p90_hours"),
+                active_subscriptions_at_start=ch.active_at_start if ch else 0,
+                churned_subscriptions=ch.churned if ch else 0,
+                involuntary_churn_rate=ch.churn_rate if ch else None,
+                churned_mrr=ch.churned_mrr if ch else 0,
+            )
+        )
+    return out

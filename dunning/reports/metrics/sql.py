@@ -1,0 +1,76 @@
+"""The SQL fragments that define the metrics, and the helpers every metric query uses.
+
+Why one place: "closed", "recovered", "the amount paid" and "the cohort" are each
+written once, so two tables can never count the same thing differently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import UTC, date, datetime, time
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from dunning.reports.schemas import Filters
+from dunning.reports.stats import ratio
+
+NO_CURRENCY = "xxx"
+
+CURRENCY = f"coalesce(c.currency, '{NO_CURRENCY}')"
+CLOSED = "c.state <> 'open'"
+RECOVERED = "c.state = 'recovered'"
+PAID = "coalesce(c.recovered_amount, c.amount, 0)"
+COHORT_AGGREGATES = f"""
+    count(*) AS cases_opened,
+    count(*) FILTER (WHERE {CLOSED}) AS cases_closed,
+    count(*) FILTER (WHERE {RECOVERED}) AS cases_recovered,
+    coalesce(sum(c.amount), 0)::bigint AS failed_amount,
+    coalesce(sum(c.amount) FILTER (WHERE {CLOSED}), 0)::bigint AS closed_failed_amount,
+    coalesce(sum({PAID}) FILTER (WHERE {RECOVERED}), 0)::bigint AS recovered_amount
+"""
+HOURS_TO_RECOVERY = "greatest(extract(epoch FROM c.closed_at - c.opened_at), 0) / 3600.0"
+RENEWAL = (
+    "(i.billing_reason = 'subscription_cycle' OR (i.billing_reason IS NULL"
+    " AND coalesce(i.subscription_id, {case_subscription}) IS NOT NULL))"
+)
+"""A renewal invoice ``i``; format ``case_subscription`` with the case's column or NULL."""
+
+
+def _instant(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def params(f: Filters) -> dict[str, Any]:
+    """The bind parameters of every metric query: the period as UTC instants, the filters."""
+    return {
+        "start": _instant(f.start),
+        "end": _instant(f.end),
+        "currency": f.currency,
+        "segment": f.segment,
+    }
+
+
+def cohort(f: Filters) -> str:
+    """FROM … WHERE of the cohort, aliased ``c``: cases opened in the period."""
+    join = " JOIN customers cu ON cu.id = c.customer_id" if f.segment else ""
+    where = ["c.opened_at >= :start", "c.opened_at < :end"]
+    if f.currency:
+        where.append("c.currency = :currency")
+    if f.segment:
+        where.append("cu.segment = :segment")
+    return f"dunning_cases c{join} WHERE {' AND '.join(where)}"
+
+
+def rows(conn: Connection, sql: str, bind: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    """The result rows as plain dicts."""
+    for row in conn.execute(text(sql), dict(bind)):
+        yield dict(row._mapping)
+
+
+def with_rates(row: dict[str, Any]) -> dict[str, Any]:
+    """Add both recovery rates to a row of ``COHORT_AGGREGATES`` (closed amount dropped)."""
+    row["recovery_rate"] = ratio(row["cases_recovered"], row["cases_closed"])
+    closed_amount = row.pop("closed_failed_amount")
+    row["recovery_rate_amount"] = ratio(row["recovered_amount"], closed_amount)
+    return row
