@@ -19,7 +19,7 @@ from dunning.embedded import stop_services
 from dunning.notify.cli import email_app
 from dunning.policy.cli import policy_app
 from dunning.reports.cli import report_app
-from dunning.settings import Settings, get_settings
+from dunning.settings import RUN_ENV_FILE, Settings, get_settings
 from dunning.startup import setup
 
 app = typer.Typer(help="Dunning and involuntary-churn recovery service.", no_args_is_help=True)
@@ -94,6 +94,7 @@ def run() -> None:
     try:
         _run_all(settings, data_dir)
     finally:
+        (data_dir / RUN_ENV_FILE).unlink(missing_ok=True)
         stop_services(started, data_dir)
 
 
@@ -118,6 +119,7 @@ def _run_all(settings: Settings, data_dir: Path) -> None:
         )
     if demo and not settings.smtp_host and settings.email_backend == "smtp":
         children.append(_start_email_sink(settings, data_dir, env))
+    _share_env(data_dir, env)
     subprocess.run([sys.executable, "-m", "dunning.cli", "migrate"], env=env, check=True)
     for role in ("web", "worker", "beat"):
         children.append(subprocess.Popen([sys.executable, "-m", "dunning.cli", role], env=env))
@@ -130,6 +132,13 @@ def _run_all(settings: Settings, data_dir: Path) -> None:
         celery.send_task("workers.tasks.reconcile")  # the sandbox sends no failure webhooks
     typer.echo(f"dunning service on http://{settings.host}:{settings.port} (Ctrl-C to stop)")
     _supervise(children)
+
+
+def _share_env(data_dir: Path, env: dict[str, str]) -> None:
+    """Write what this run adds to the environment where other commands read it."""
+    added = {k: v for k, v in env.items() if k.startswith("DUNNING_") and os.environ.get(k) != v}
+    lines = [f"{key}={value}" for key, value in sorted(added.items())]
+    (data_dir / RUN_ENV_FILE).write_text("\n".join(lines) + "\n")
 
 
 def _start_email_sink(

@@ -8,15 +8,21 @@ a database that is down is a 503 to retry, not a 500.
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import psycopg
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.utils import is_body_allowed_for_status_code
 from pydantic import AfterValidator, Field
 from sqlalchemy import exc as sa
+from starlette.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +75,36 @@ Instant = Annotated[datetime, AfterValidator(_instant)]
 """A moment the engine can add retry delays to and convert to any time zone."""
 
 
+class SafeJSONResponse(JSONResponse):
+    """JSON that always encodes: escaped to ASCII (an echoed lone surrogate cannot be
+    UTF-8) and with non-finite numbers as strings (``NaN`` is not JSON)."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(_finite(content), ensure_ascii=True, separators=(",", ":")).encode()
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _invalid(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    return SafeJSONResponse({"detail": jsonable_encoder(exc.errors())}, status_code=422)
+
+
+def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if not is_body_allowed_for_status_code(exc.status_code):
+        return Response(status_code=exc.status_code, headers=exc.headers)
+    return SafeJSONResponse({"detail": exc.detail}, exc.status_code, headers=exc.headers)
+
+
 def _unavailable(request: Request, exc: Exception) -> JSONResponse:
     log.warning("%s %s: database unavailable: %s", request.method, request.url.path, exc)
     return JSONResponse(
@@ -99,3 +135,7 @@ def install_error_handlers(app: FastAPI) -> None:
     ):
         app.add_exception_handler(unavailable, _unavailable)
     app.add_exception_handler(sa.DataError, _bad_value)
+    # FastAPI's own handlers echo the input with UTF-8 JSON, which fails (500) on the
+    # very values they refuse; these answer the same, safely encoded.
+    app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_exception_handler(HTTPException, _http_error)

@@ -6,8 +6,17 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from dunning.brand import Brand
 
 
 class SettingsError(RuntimeError):
@@ -137,16 +146,46 @@ class Settings(BaseSettings):
             raise ValueError("must be a redis:// URL")
         return value
 
+    def branding(self) -> Brand:
+        """The brand every email and page shows (checked when the settings load)."""
+        return Brand(
+            company_name=self.brand_name,
+            support_email=self.support_email,
+            logo_url=self.brand_logo_url,
+            accent_color=self.brand_color,
+        )
+
+    @model_validator(mode="after")
+    def _brand_is_valid(self) -> Settings:
+        try:
+            self.branding()
+        except ValueError as exc:
+            raise ValueError(f"DUNNING_BRAND_* / DUNNING_SUPPORT_EMAIL: {exc}") from None
+        return self
+
     @property
     def public_base(self) -> str:
         """Base of links in emails; the local web address when none is configured."""
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
 
+# Written by ``dunning run`` in the data folder while it runs: the demo sandbox's and
+# mail sink's settings, so a command typed in another terminal (``dunning cases
+# resume 3``) sees the same service as the processes it started.
+RUN_ENV_FILE = "run.env"
+
+
 def load_settings() -> Settings:
-    """Read settings, turning validation errors into one readable message."""
+    """Read settings, turning validation errors into one readable message.
+
+    Process environment first, then ``<data dir>/run.env`` when ``dunning run`` is up.
+    """
     try:
-        return Settings()
+        settings = Settings()
+        shared = Path(settings.data_dir) / RUN_ENV_FILE
+        if shared.is_file():
+            settings = Settings(_env_file=shared)  # type: ignore[call-arg]
+        return settings
     except ValidationError as exc:
         lines = []
         for err in exc.errors():

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from dunning.backtest.world import State, World
+from dunning.backtest.world import DeclineCode, State, World
 
 HORIZON = timedelta(days=120)  # paydays, inflows and updates are drawn this far ahead
 ATTEMPT_DRAWS = 64
@@ -102,6 +102,26 @@ def _pick(rng: random.Random, shares: Mapping[str, float]) -> str:
     return last
 
 
+@dataclass(frozen=True)
+class _Tables:
+    """Lookups derived once per world (drawing 20,000 cases must stay cheap)."""
+
+    codes: Mapping[str, DeclineCode]
+    code_shares: Mapping[str, float]
+    states: Mapping[str, Mapping[str, float]]
+    zones: Mapping[str, ZoneInfo]
+
+    @classmethod
+    def of(cls, world: World) -> _Tables:
+        rows = world.declines.codes
+        return cls(
+            codes={c.code: c for c in rows},
+            code_shares={c.code: c.share for c in rows},
+            states={c.code: {str(k): v for k, v in c.states.items()} for c in rows},
+            zones={name: ZoneInfo(name) for name in world.time_zones.shares},
+        )
+
+
 def _lognormal_hours(rng: random.Random, median: float, sigma: float) -> timedelta:
     return timedelta(hours=median * math.exp(sigma * rng.gauss(0, 1)))
 
@@ -139,10 +159,14 @@ def payday_dates(cycle: str, variant: int, start: date, end: date) -> list[date]
     while date(year, month, 1) <= end:
         last = calendar.monthrange(year, month)[1]
         if cycle == "semimonthly":
-            picks = [date(year, month, 1), date(year, month, 15)] if variant else [
-                date(year, month, 15),
-                date(year, month, last),
-            ]
+            picks = (
+                [date(year, month, 1), date(year, month, 15)]
+                if variant
+                else [
+                    date(year, month, 15),
+                    date(year, month, last),
+                ]
+            )
             days += [_before_weekend(p) for p in picks]
         elif variant:
             days.append(_last_business_day(year, month))
@@ -152,9 +176,9 @@ def payday_dates(cycle: str, variant: int, start: date, end: date) -> list[date]
     return sorted(d for d in set(days) if start <= d <= end)
 
 
-def _funded(world: World, rng: random.Random, failed_at: datetime, tz: ZoneInfo) -> list[
-    tuple[datetime, datetime]
-]:
+def _funded(
+    world: World, rng: random.Random, failed_at: datetime, tz: ZoneInfo
+) -> list[tuple[datetime, datetime]]:
     cycles = world.pay_cycles
     money = world.money
     cycle = _pick(
@@ -186,8 +210,9 @@ def _funded(world: World, rng: random.Random, failed_at: datetime, tz: ZoneInfo)
     return sorted(intervals)
 
 
-def _codes(world: World, rng: random.Random, row_code: str, network: str | None, state: State,
-           brand: str) -> Codes:
+def _codes(
+    world: World, rng: random.Random, row_code: str, network: str | None, state: State, brand: str
+) -> Codes:
     advice = ADVICE[state] if rng.random() < world.advice.stripe_advice_share else None
     mac: str | None = None
     if brand == "mastercard":
@@ -198,8 +223,9 @@ def _codes(world: World, rng: random.Random, row_code: str, network: str | None,
     return Codes(row_code, network, advice, mac)
 
 
-def draw_case(world: World, seed: int, index: int) -> SimCase:
+def draw_case(world: World, seed: int, index: int, tables: _Tables | None = None) -> SimCase:
     """Case ``index`` of the world for ``seed``: the same case whatever else is drawn."""
+    tables = tables or _Tables.of(world)
     key = f"{seed}:{index}"  # not the world name: sensitivity worlds share the draws
     rng = random.Random(key)
     pop = world.population
@@ -215,13 +241,9 @@ def draw_case(world: World, seed: int, index: int) -> SimCase:
         amount = max(100, round(monthly * (pop.yearly_months if yearly else 1) / 100) * 100 - 1)
     brand = _pick(rng, world.brands.shares)
     time_zone = _pick(rng, world.time_zones.shares)
-    tz = ZoneInfo(time_zone)
-    row = world.declines.codes[
-        [c.code for c in world.declines.codes].index(
-            _pick(rng, {c.code: c.share for c in world.declines.codes})
-        )
-    ]
-    state = State(_pick(rng, {str(k): v for k, v in row.states.items()}))
+    tz = tables.zones[time_zone]
+    row = tables.codes[_pick(rng, tables.code_shares)]
+    state = State(_pick(rng, tables.states[row.code]))
     codes = _codes(world, rng, row.code, row.network_code, state, brand)
     issuer = world.issuer
     clear_at = None
@@ -261,7 +283,8 @@ def draw_case(world: World, seed: int, index: int) -> SimCase:
 
 def draw_cases(world: World, n: int, seed: int) -> list[SimCase]:
     """``n`` cases; case i is the same for any ``n`` > i (so runs of different size nest)."""
-    return [draw_case(world, seed, i) for i in range(n)]
+    tables = _Tables.of(world)
+    return [draw_case(world, seed, i, tables) for i in range(n)]
 
 
 def class_counts(cases: Sequence[SimCase]) -> dict[str, int]:

@@ -67,8 +67,9 @@ class Population(_Sourced):
     monthly_amount_sigma: float = Field(ge=0, le=3, description="lognormal sigma")
     yearly_months: Positive = Field(description="yearly price in months of the monthly price")
     amounts: tuple[int, ...] = Field(
-        default=(), description="empirical amounts (minor units); when set they replace the "
-        "lognormal draw (a world estimated from the ledger)"
+        default=(),
+        description="empirical amounts (minor units); when set they replace the "
+        "lognormal draw (a world estimated from the ledger)",
     )
 
 

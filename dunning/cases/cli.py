@@ -51,13 +51,14 @@ def show(case_id: int) -> None:
             typer.echo(f"no case {case_id}", err=True)
             raise typer.Exit(1)
         typer.echo(
-            f"case {case.id}: {case.state}, invoice {case.invoice_id}, "
-            f"{(case.amount or 0) / 100:.2f} {case.currency}"
+            f"case {case.id}: {case.state}{' (paused)' if case.paused else ''}, "
+            f"invoice {case.invoice_id}, {(case.amount or 0) / 100:.2f} {case.currency}"
         )
         line = ops.timeline(session, case)
         for a in line["attempts"]:
+            what = f"attempt {a.attempt_number}" if a.attempt_number else "payment"
             typer.echo(
-                f"  attempt {a.attempt_number} {a.attempted_at:%Y-%m-%d %H:%M} "
+                f"  {what} {a.attempted_at:%Y-%m-%d %H:%M} "
                 f"{a.outcome} {a.decline_code or a.failure_code or ''} by {a.triggered_by}"
             )
         for d in line["decisions"]:

@@ -49,6 +49,8 @@ def retry_now(session: Session, case_id: int, actor: Actor | str, now: datetime)
     card networks' rules (the engine decides, with ``retry_now``); returns the action's
     dedupe key."""
     case = _open_case(session, case_id)
+    if case.paused:
+        raise CaseActionRefused(f"case {case_id} is paused: resume it first")
     decision = planner.decide_for(session, case, now, retry_now=True)
     if decision is None:
         raise CaseActionRefused("the case has no failed attempt to retry")
@@ -59,8 +61,7 @@ def retry_now(session: Session, case_id: int, actor: Actor | str, now: datetime)
             f"the card network rules allow the next retry at {decision.at:%Y-%m-%d %H:%M} UTC: "
             f"{decision.reason}"
         )
-    case.paused = False
-    key = planner.schedule(session, case, decision, now)
+    key = planner.schedule(session, case, decision, now, retry_now=True)
     planner.record(session, case, decision, now, now)
     _audit(session, actor, "case.retry_now", case, {"action": key})
     return key
@@ -69,14 +70,20 @@ def retry_now(session: Session, case_id: int, actor: Actor | str, now: datetime)
 def pause(session: Session, case_id: int, actor: Actor | str) -> None:
     """Stop all retries, emails and end actions of the case until it is resumed."""
     case = _open_case(session, case_id)
+    if case.paused:
+        raise CaseActionRefused(f"case {case_id} is already paused")
     case.paused = True
     planner.cancel_pending(session, case.id)
     _audit(session, actor, "case.pause", case, {})
 
 
 def resume(session: Session, case_id: int, actor: Actor | str, now: datetime) -> None:
-    """Let the policy plan the case again."""
+    """Let the policy plan the case again: retries, the end action and the emails still
+    to come (of the steps whose day passed during the pause, the latest goes out once,
+    at the customer's next allowed hour; see ``notify.sequence.plan_case_emails``)."""
     case = _open_case(session, case_id)
+    if not case.paused:
+        raise CaseActionRefused(f"case {case_id} is not paused")
     case.paused = False
     cases.replan(session, case, now)
     _audit(session, actor, "case.resume", case, {})

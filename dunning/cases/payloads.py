@@ -16,6 +16,7 @@ class ChargePayload:
 
     attempt_number: int
     end_action: str
+    retry_now: bool = False  # ops asked for it: only the network rules may move it
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -25,6 +26,7 @@ class ChargePayload:
         return cls(
             attempt_number=int(payload.get("attempt_number", 0)),
             end_action=str(payload.get("end_action", "leave_past_due")),
+            retry_now=bool(payload.get("retry_now", False)),
         )
 
 

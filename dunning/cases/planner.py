@@ -154,7 +154,14 @@ def plan(session: Session, case: DunningCase, now: datetime) -> Decision | None:
     return decision
 
 
-def schedule(session: Session, case: DunningCase, decision: Decision, due: datetime) -> str:
+def schedule(
+    session: Session,
+    case: DunningCase,
+    decision: Decision,
+    due: datetime,
+    *,
+    retry_now: bool = False,
+) -> str:
     """Write the action a decision calls for, replacing the case's other pending ones."""
     if decision.kind == DecisionKind.RETRY:
         key, kind = retry_key(case.id, decision.attempt_number), ActionKind.RETRY_CHARGE
@@ -163,6 +170,7 @@ def schedule(session: Session, case: DunningCase, decision: Decision, due: datet
     payload = ChargePayload(
         attempt_number=decision.attempt_number,
         end_action=(decision.end_action or case_policy(session, case).end_action).value,
+        retry_now=retry_now,
     )
     cancel_pending(session, case.id, keep=key, kinds=_CHARGE_KINDS)
     upsert_action(

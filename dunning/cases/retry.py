@@ -56,6 +56,7 @@ class ChargeWork:
     subscription_id: str | None
     attempt_number: int
     end_action: str
+    retry_now: bool
 
 
 def _case(session: Session, action: ScheduledAction) -> DunningCase:
@@ -80,6 +81,7 @@ def _work(case: DunningCase, action: ScheduledAction) -> ChargeWork:
         case.subscription_id,
         payload.attempt_number,
         payload.end_action,
+        payload.retry_now,
     )
 
 
@@ -124,7 +126,7 @@ class RetryCharge:
             )
             self._record(session, work, result, now)
             return Finish(ActionStatus.DONE, "declined (recovered after a crash)")
-        decision = planner.decide_for(session, case, now)
+        decision = planner.decide_for(session, case, now, retry_now=work.retry_now)
         if decision is None or decision.kind != DecisionKind.RETRY or decision.at is None:
             action.status = ActionStatus.CANCELED  # before re-planning, which may revive it
             cases.replan(session, case, now)

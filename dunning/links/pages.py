@@ -8,7 +8,6 @@ account data at all, so they cannot leak any.
 
 from __future__ import annotations
 
-import re
 import secrets
 from dataclasses import dataclass
 from functools import cache
@@ -18,6 +17,7 @@ from urllib.parse import urlsplit
 from babel import Locale
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from dunning.brand import Brand
 from dunning.formatting import (
     card_brand_name,
     format_local_date,
@@ -138,25 +138,6 @@ def locale_from_header(accept_language: str | None) -> str:
 class Rendered:
     html: str
     csp: str
-
-
-@dataclass(frozen=True)
-class Brand:
-    """The company's name, colour and support address: no logo, nothing fetched from
-    elsewhere."""
-
-    name: str
-    color: str
-    support_email: str
-
-
-_HEX_COLOR = re.compile(r"^#[0-9a-fA-F]{3}(?:[0-9a-fA-F]{3})?$")
-
-
-def brand(settings: Settings) -> Brand:
-    """The brand settings the emails use, with the colour checked before it meets CSS."""
-    color = settings.brand_color if _HEX_COLOR.match(settings.brand_color) else "#0b5cad"
-    return Brand(settings.brand_name, color, settings.support_email)
 
 
 def _render(template: str, locale: str, brand: Brand, **context: object) -> str:

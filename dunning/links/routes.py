@@ -62,7 +62,7 @@ def _message(
     kind: str, request: Request, status: int | None = None, retry: str | None = None
 ) -> HTMLResponse:
     locale = pages.locale_from_header(request.headers.get("accept-language"))
-    rendered = pages.render_message(kind, locale, pages.brand(_settings(request)), retry)
+    rendered = pages.render_message(kind, locale, _settings(request).branding(), retry)
     response = _html(rendered, status or _STATUS.get(kind, 200))
     if kind == "limited":
         response.headers["Retry-After"] = str(_settings(request).link_rate_window_seconds)
@@ -153,7 +153,7 @@ def pay_page(token: str, request: Request, result: str | None = None) -> Respons
             rendered = pages.render_renewal(
                 renewal,
                 locale=pages.page_locale(renewal, accept),
-                brand=pages.brand(settings),
+                brand=settings.branding(),
                 form=form,
                 result=result if result in pages.RENEWAL_NOTICES else None,
             )
@@ -163,7 +163,7 @@ def pay_page(token: str, request: Request, result: str | None = None) -> Respons
             rendered = pages.render_pay(
                 view,
                 locale=pages.page_locale(view, accept),
-                brand=pages.brand(settings),
+                brand=settings.branding(),
                 form=form,
                 result=result if result in pages.NOTICES else None,
             )
@@ -236,5 +236,5 @@ def portal_done(token: str, request: Request) -> Response:
         log.exception("portal return failed for %s", _who(target or claims))
         return _message("unavailable", request, 503, retry=f"/pay/{token}/done")
     locale = pages.locale_from_header(request.headers.get("accept-language"))
-    brand = pages.brand(_settings(request))
+    brand = _settings(request).branding()
     return _html(pages.render_outcome(outcome, locale, brand, f"/pay/{token}"))

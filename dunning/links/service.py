@@ -16,6 +16,7 @@ import re
 import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 import stripe
@@ -48,7 +49,7 @@ class LinkRefused(Exception):
         self.reason = reason
 
 
-class Outcome:
+class Outcome(StrEnum):
     """What saving a card led to; the page shows one message per outcome."""
 
     PAID = "paid"

@@ -44,7 +44,6 @@ from dunning.notify.senders import (
     OutgoingEmail,
     SendError,
     TransientSendError,
-    brand_from_settings,
     from_address,
     sender_from_settings,
 )
@@ -195,9 +194,7 @@ def _email(composed: Composed, notification: Notification, settings: Settings) -
         context["update_url"] = update_url(
             composed.case_id, composed.customer_id, notification.id, settings
         )
-    rendered = render_email(
-        composed.template, composed.locale, context, brand=brand_from_settings(settings)
-    )
+    rendered = render_email(composed.template, composed.locale, context, brand=settings.branding())
     notification.locale = rendered.locale
     notification.details = {**notification.details, "subject": rendered.subject}
     return OutgoingEmail(

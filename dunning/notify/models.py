@@ -22,6 +22,14 @@ class NotificationStatus(StrEnum):
     SKIPPED = "skipped"
 
 
+class NotificationKind(StrEnum):
+    """What an email is about (``notifications.kind``)."""
+
+    DUNNING = "dunning"  # a step of a dunning case
+    RENEWAL = "renewal"  # a renewal reminder
+    CARD_EXPIRING = "card_expiring"  # the card expires before the next renewal
+
+
 class Notification(Base):
     """One email: claimed before the send and marked sent after (docs/architecture.md).
 

@@ -25,7 +25,6 @@ from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
-from urllib.parse import urlsplit
 
 from babel import Locale
 from jinja2 import (
@@ -37,6 +36,7 @@ from jinja2 import (
 )
 from jinja2.runtime import Context
 
+from dunning.brand import Brand, require_http_url
 from dunning.formatting import (
     DEFAULT_LOCALE,
     LOCALES,
@@ -148,7 +148,6 @@ PAYMENT_LINK_TEMPLATES: frozenset[str] = frozenset(TEMPLATES) - {
 # What the final notice can announce; the policy's end action maps onto one of these.
 END_ACTIONS: tuple[str, ...] = ("cancel", "pause", "mark_unpaid")
 
-_HEX_COLOUR = re.compile(r"#(?:[0-9a-fA-F]{3}){1,2}")
 _UNDEFINED_NAME = re.compile(r"'([^']+)' is undefined")
 
 
@@ -173,31 +172,6 @@ class MissingVariableError(EmailTemplateError, KeyError):
 
     def __str__(self) -> str:  # KeyError would repr() the message; keep it readable
         return str(self.args[0])
-
-
-@dataclass(frozen=True)
-class Brand:
-    """Sender branding shown in every email's layout.
-
-    Validated because it lands inside HTML attributes and CSS, where autoescaping alone
-    does not stop a ``javascript:`` URL or a stray ``;`` in a colour.
-    """
-
-    company_name: str
-    support_email: str
-    logo_url: str | None = None
-    accent_color: str = "#635bff"
-
-    def __post_init__(self) -> None:
-        if not self.company_name.strip():
-            raise ValueError("company_name must not be empty")
-        email = self.support_email
-        if "@" not in email or any(ch.isspace() for ch in email) or any(c in email for c in '<>"'):
-            raise ValueError(f"support_email is not an email address: {email!r}")
-        if self.logo_url is not None:
-            _require_http_url(self.logo_url, "logo_url")
-        if not _HEX_COLOUR.fullmatch(self.accent_color):
-            raise ValueError(f"accent_color must be #rgb or #rrggbb, got {self.accent_color!r}")
 
 
 @dataclass(frozen=True)
@@ -290,19 +264,12 @@ def _check_context(template: str, locale: str, context: Mapping[str, Any]) -> No
     if missing:
         raise MissingVariableError(template, locale, missing)
     if "update_url" in context:
-        _require_http_url(context["update_url"], "update_url")
+        require_http_url(context["update_url"], "update_url")
     if "end_action" in context and context["end_action"] not in END_ACTIONS:
         raise EmailTemplateError(
             f"email template {template!r}: end_action must be one of {END_ACTIONS}, "
             f"got {context['end_action']!r}"
         )
-
-
-def _require_http_url(value: object, name: str) -> None:
-    """Links go into ``href``/``src``: only absolute http(s) URLs, never ``javascript:``."""
-    parts = urlsplit(value) if isinstance(value, str) else None
-    if parts is None or parts.scheme not in ("https", "http") or not parts.netloc:
-        raise ValueError(f"{name} must be an absolute http(s) URL, got {value!r}")
 
 
 def _tidy_text(text: str) -> str:

@@ -18,7 +18,6 @@ from pydantic import BaseModel
 
 from dunning.admin.auth import ReaderActor
 from dunning.notify.render import TEMPLATES, UnknownTemplateError, render_email, sample_context
-from dunning.notify.senders import brand_from_settings
 from dunning.notify.sink import StoredEmail, list_emails, outbox_dir, read_email
 from dunning.settings import get_settings
 
@@ -49,7 +48,7 @@ def preview(template: str, locale: str | None) -> EmailPreview:
     if template not in TEMPLATES:
         raise UnknownTemplateError(f"unknown email template {template!r}")
     email = render_email(
-        template, locale, sample_context(template), brand=brand_from_settings(get_settings())
+        template, locale, sample_context(template), brand=get_settings().branding()
     )
     return EmailPreview(
         template=template,

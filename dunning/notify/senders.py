@@ -24,7 +24,6 @@ from typing import Protocol
 
 import httpx
 
-from dunning.notify.render import Brand
 from dunning.settings import Settings
 
 
@@ -169,16 +168,6 @@ class HttpSender:
             data = {}
         provider_id = (data.get("id") or data.get("message_id")) if isinstance(data, dict) else None
         return str(provider_id or email.message_id)
-
-
-def brand_from_settings(settings: Settings) -> Brand:
-    """The brand every email is rendered with."""
-    return Brand(
-        company_name=settings.brand_name,
-        support_email=settings.support_email,
-        logo_url=settings.brand_logo_url,
-        accent_color=settings.brand_color,
-    )
 
 
 def from_address(settings: Settings) -> str:

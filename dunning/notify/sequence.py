@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from dunning.cases.models import CaseState, DunningCase
 from dunning.ledger.queries import customer_time_zone
 from dunning.notify import hours
+from dunning.notify.models import NotificationKind
 from dunning.notify.render import TEMPLATES
 from dunning.policy import store
 from dunning.policy.declines import DeclineClass
@@ -31,10 +32,10 @@ from dunning.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
-# Notification kinds (``notifications.kind``).
-DUNNING = "dunning"
-RENEWAL = "renewal"
-CARD_EXPIRING = "card_expiring"
+# Notification kinds, by their short names here.
+DUNNING = NotificationKind.DUNNING
+RENEWAL = NotificationKind.RENEWAL
+CARD_EXPIRING = NotificationKind.CARD_EXPIRING
 
 # Step names besides the policy's numbered steps.
 FINAL = "final"

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 from typing import Literal
 
 
@@ -191,6 +192,7 @@ SEVERITY: tuple[DeclineClass, ...] = (_H, _D, _A, _F, _T, _U)
 _NETWORK_FIELDS: frozenset[CodeField] = frozenset({"network_advice_code", "network_decline_code"})
 
 
+@lru_cache(maxsize=4096)  # pure, and called for every field of every attempt
 def normalize_code(field: CodeField, code: str | None) -> str | None:
     """Canonical form used as the table key (Stripe codes lower case, network codes upper)."""
     if code is None:

@@ -38,8 +38,7 @@ def _check_templates(policy: Policy, origin: str) -> None:
     """Every email step must name a template that exists, or ops would learn it from a log."""
     known = template_names()
     unknown = [
-        f"email_steps.{i}.template: no email template {step.template!r} (known: "
-        f"{', '.join(known)})"
+        f"email_steps.{i}.template: no email template {step.template!r} (known: {', '.join(known)})"
         for i, step in enumerate(policy.email_steps)
         if step.template not in known
     ]

@@ -38,12 +38,20 @@ def _holidays(country: str, year: int) -> frozenset[date]:
 
 def is_holiday(day: date, timing: Timing) -> bool:
     """A public holiday in the policy's holiday country."""
-    return timing.holiday_country is not None and day in _holidays(timing.holiday_country, day.year)
+    return _is_holiday(day, timing.holiday_country)
+
+
+def _is_holiday(day: date, country: str | None) -> bool:
+    return country is not None and day in _holidays(country, day.year)
 
 
 def is_business_day(day: date, timing: Timing) -> bool:
     """Monday to Friday and not a holiday (used for ``last_business_day`` paydays)."""
-    return day.weekday() < 5 and not is_holiday(day, timing)
+    return _is_business_day(day, timing.holiday_country)
+
+
+def _is_business_day(day: date, country: str | None) -> bool:
+    return day.weekday() < 5 and not _is_holiday(day, country)
 
 
 def is_retry_day(day: date, timing: Timing) -> bool:
@@ -86,6 +94,11 @@ def fit(t: datetime, timing: Timing, tz: ZoneInfo) -> datetime:
 
 def is_payday(day: date, paydays: tuple[Payday, ...], timing: Timing) -> bool:
     """Whether a local date is one of the policy's paydays."""
+    return _is_payday(day, paydays, timing.holiday_country)
+
+
+@lru_cache(maxsize=8192)  # pure; the backtest asks about the same days very often
+def _is_payday(day: date, paydays: tuple[Payday, ...], holiday_country: str | None) -> bool:
     last = calendar.monthrange(day.year, day.month)[1]
     for payday in paydays:
         if isinstance(payday, int):
@@ -95,8 +108,9 @@ def is_payday(day: date, paydays: tuple[Payday, ...], timing: Timing) -> bool:
             if day.day == last:
                 return True
         elif payday == "last_business_day":
-            if is_business_day(day, timing) and not any(
-                is_business_day(day.replace(day=d), timing) for d in range(day.day + 1, last + 1)
+            if _is_business_day(day, holiday_country) and not any(
+                _is_business_day(day.replace(day=d), holiday_country)
+                for d in range(day.day + 1, last + 1)
             ):
                 return True
         elif WEEKDAYS.index(payday) == day.weekday():

@@ -8,7 +8,9 @@ import httpx
 import pytest
 
 from dunning.admin.audit import record_audit
+from dunning.admin.auth import CHANGE_ROLES, READ_ROLES, KeyRefused, check_key, header_key
 from dunning.admin.keys import ApiKeyError, authenticate, create_api_key, revoke_api_key
+from dunning.admin.models import Role
 from dunning.db import session_scope
 from tests.support.admin import bearer, make_key
 from tests.support.ledger import rows, scalar
@@ -98,3 +100,24 @@ def test_http_roles(web: WebServer) -> None:
     assert denied.status_code == 403
     assert http.post(f"{url}/default/1/activate", headers=bearer(revoked)).status_code == 401
     assert http.post(f"{url}/default/1/activate", headers=bearer(ops)).status_code == 200
+
+
+def test_one_key_check_serves_the_api_and_the_dashboard(clean_db: None) -> None:
+    """The role rule is ``check_key``'s alone; the API turns refusals into 401/403."""
+    finance = make_key("finance", "fin-2")
+    actor = check_key(f" {finance} ", READ_ROLES)
+    assert (actor.name, actor.role) == ("fin-2", Role.FINANCE) and actor.role == "finance"
+    for key, allowed, status in (
+        (None, READ_ROLES, 401),
+        ("", READ_ROLES, 401),
+        ("dk_ops_guessed", READ_ROLES, 401),
+        (finance, CHANGE_ROLES, 403),
+    ):
+        with pytest.raises(KeyRefused) as refused:
+            check_key(key, allowed)
+        assert refused.value.status == status
+    assert "has role 'finance'; this needs ops" in str(refused.value)
+    assert header_key({"authorization": f"Bearer {finance}"}) == finance
+    assert header_key({"authorization": f"Bearer {finance}", "x-api-key": "other"}) == finance
+    assert header_key({"x-api-key": finance}) == finance
+    assert header_key({"authorization": f"Basic {finance}"}) is None

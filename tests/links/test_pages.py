@@ -6,14 +6,16 @@ from datetime import UTC, datetime
 
 import pytest
 from markupsafe import escape
+from pydantic import ValidationError
 
+from dunning.brand import Brand
 from dunning.links import pages
 from dunning.links.customer import RenewalView
 from dunning.links.messages import INTERVALS, MESSAGES, interval_text
 from dunning.links.service import Card, CaseView
 from dunning.settings import Settings
 
-BRAND = pages.Brand("Acme Cloud", "#635bff", "support@example.com")
+BRAND = Brand("Acme Cloud", "support@example.com", accent_color="#635bff")
 KINDS = ("invalid", "expired", "closed", "paid", "limited", "unavailable")
 
 
@@ -139,8 +141,9 @@ def test_stripe_js_and_key_defaults() -> None:
 
 
 def test_brand_colour_cannot_inject_css() -> None:
-    assert pages.brand(Settings(brand_color="#0a0")).color == "#0a0"
-    assert pages.brand(Settings(brand_color="red;}</style>")).color == "#0b5cad"
+    assert Settings(brand_color="#0a0").branding().accent_color == "#0a0"
+    with pytest.raises(ValidationError, match="accent_color"):
+        Settings(brand_color="red;}</style>")
 
 
 def test_expiry_text_is_two_digit_year() -> None:

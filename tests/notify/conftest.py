@@ -8,7 +8,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from dunning.notify.render import Brand
+from dunning.brand import Brand
 
 VOID_TAGS = frozenset({"br", "img", "meta", "hr", "input", "link", "col", "area", "base", "wbr"})
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from dunning.brand import Brand
 from dunning.notify.render import (
     DEFAULT_TEMPLATES_DIR,
     END_ACTIONS,
@@ -18,7 +19,6 @@ from dunning.notify.render import (
     PAYMENT_LINK_TEMPLATES,
     TEMPLATE_VARIABLES,
     TEMPLATES,
-    Brand,
     EmailTemplateError,
     MissingVariableError,
     UnknownTemplateError,

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from dunning.notify.render import LOCALES, Brand, render_email, sample_context
+from dunning.brand import Brand
+from dunning.notify.render import LOCALES, render_email, sample_context
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 

@@ -10,8 +10,8 @@ import pytest
 
 from dunning.admin.keys import revoke_api_key
 from dunning.db import get_engine, session_scope
-from dunning.reports import metrics
 from dunning.reports.csvio import from_csv
+from dunning.reports.metrics.headline import headline
 from dunning.reports.schemas import Filters
 from dunning.reports.tables import TABLES
 from tests.support.admin import bearer, make_key
@@ -58,7 +58,7 @@ def test_every_table_as_json_and_csv_round_trip(finance: httpx.Client) -> None:
 def test_json_numbers_are_the_metric_functions(finance: httpx.Client) -> None:
     data = finance.get("/api/reports/recovery", params=PERIOD).json()
     with get_engine().connect() as conn:
-        expected = metrics.headline(conn, OCTOBER)
+        expected = headline(conn, OCTOBER)
     assert data["rows"] == [r.model_dump(mode="json") for r in expected]
     usd = next(r for r in data["rows"] if r["currency"] == "usd")
     assert (usd["recovery_rate"], usd["recovered_amount"], usd["churned_subscriptions"]) == (

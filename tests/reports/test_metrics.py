@@ -1,4 +1,4 @@
-"""Each metric on the hand-built ledger of ``tests.reports.ledger``, answers worked out here."""
+"""Each metric on the hand-built ledger of ``tests.support.report_ledger``, worked out here."""
 
 from __future__ import annotations
 
@@ -11,7 +11,17 @@ import pytest
 from sqlalchemy import Connection
 
 from dunning.db import get_engine
-from dunning.reports import metrics
+from dunning.reports.metrics.at_risk import at_risk, at_risk_summary
+from dunning.reports.metrics.breakdowns import ab_arms, breakdown, funnel
+from dunning.reports.metrics.churn import churn
+from dunning.reports.metrics.headline import headline
+from dunning.reports.metrics.recovery import (
+    CHANNELS,
+    monthly,
+    recovered_by_channel,
+    recovery_days,
+    time_to_recovery,
+)
 from dunning.reports.schemas import Filters
 from dunning.reports.stats import wilson_interval
 from tests.support.report_ledger import at, insert_ledger
@@ -34,7 +44,7 @@ def _by(rows: list[Any], *keys: str) -> dict[Any, Any]:
 
 
 def test_headline_per_currency(conn: Connection) -> None:
-    rows = _by(metrics.headline(conn, OCTOBER), "currency")
+    rows = _by(headline(conn, OCTOBER), "currency")
     assert set(rows) == {"usd", "eur"}  # never added together
     usd = rows["usd"]
     # Failure rate: 9 renewal cases (c1-c8, c15; c9 is a one-off invoice) + 2 renewals paid
@@ -73,9 +83,9 @@ def test_headline_per_currency(conn: Connection) -> None:
 
 
 def test_currency_and_segment_filters(conn: Connection) -> None:
-    [eur] = metrics.headline(conn, OCTOBER.model_copy(update={"currency": "eur"}))
+    [eur] = headline(conn, OCTOBER.model_copy(update={"currency": "eur"}))
     assert (eur.currency, eur.cases_opened) == ("eur", 2)
-    smb = _by(metrics.headline(conn, OCTOBER.model_copy(update={"segment": "smb"})), "currency")
+    smb = _by(headline(conn, OCTOBER.model_copy(update={"segment": "smb"})), "currency")
     # smb = cus_a (c1, c2, c5, c7, c15) and cus_e (c10, c11).
     assert (smb["usd"].cases_opened, smb["usd"].cases_recovered) == (5, 3)
     assert smb["usd"].renewals_attempted == 5 + 2  # in_p1 and in_p2 are cus_a's
@@ -85,8 +95,8 @@ def test_currency_and_segment_filters(conn: Connection) -> None:
 
 
 def test_recovered_revenue_by_channel(conn: Connection) -> None:
-    rows = _by(metrics.recovered_by_channel(conn, OCTOBER), "currency", "channel")
-    usd = {ch: (rows["usd", ch].cases, rows["usd", ch].amount) for ch in metrics.CHANNELS}
+    rows = _by(recovered_by_channel(conn, OCTOBER), "currency", "channel")
+    usd = {ch: (rows["usd", ch].cases, rows["usd", ch].amount) for ch in CHANNELS}
     assert usd == {
         "retry": (2, 1000 + 7000),
         "processor": (1, 2000),
@@ -99,10 +109,10 @@ def test_recovered_revenue_by_channel(conn: Connection) -> None:
 
 
 def test_time_to_recovery_and_days(conn: Connection) -> None:
-    ttr = _by(metrics.time_to_recovery(conn, OCTOBER), "currency")
+    ttr = _by(time_to_recovery(conn, OCTOBER), "currency")
     assert ttr["usd"].recovered == 5
     assert ttr["usd"].median_hours == pytest.approx(96)
-    days = [(d.currency, d.day, d.cases, d.amount) for d in metrics.recovery_days(conn, OCTOBER)]
+    days = [(d.currency, d.day, d.cases, d.amount) for d in recovery_days(conn, OCTOBER)]
     assert days == [
         ("eur", 1, 1, 1500),
         ("usd", 1, 1, 1000),
@@ -115,7 +125,7 @@ def test_time_to_recovery_and_days(conn: Connection) -> None:
 
 def test_monthly_cohorts(conn: Connection) -> None:
     autumn = Filters(start=date(2026, 9, 1), end=date(2026, 12, 1), currency="usd")
-    rows = _by(metrics.monthly(conn, autumn), "month")
+    rows = _by(monthly(conn, autumn), "month")
     sept, octo, nov = rows[date(2026, 9, 1)], rows[date(2026, 10, 1)], rows[date(2026, 11, 1)]
     assert (sept.cases_opened, sept.cases_closed, sept.cases_recovered) == (2, 2, 1)
     assert (sept.failed_amount, sept.recovered_amount) == (4200, 1200)
@@ -133,7 +143,7 @@ def _counts(rows: list[Any], currency: str = "usd") -> dict[str, tuple[int, int,
 
 
 def test_breakdown_by_decline_class_uses_the_latest_decision(conn: Connection) -> None:
-    rows = metrics.breakdown(conn, OCTOBER, "decline_class")
+    rows = breakdown(conn, OCTOBER, "decline_class")
     assert _counts(rows) == {
         "insufficient_funds": (4, 3, 2),  # c1, c6 (open), c7 (latest with a class), c9
         "hard": (2, 2, 1),  # c2 (temporary, then hard), c5
@@ -147,7 +157,7 @@ def test_breakdown_by_decline_class_uses_the_latest_decision(conn: Connection) -
 
 
 def test_breakdown_by_decline_code_and_brand_use_the_first_failure(conn: Connection) -> None:
-    codes = _counts(metrics.breakdown(conn, OCTOBER, "decline_code"))
+    codes = _counts(breakdown(conn, OCTOBER, "decline_code"))
     assert codes == {
         "insufficient_funds": (4, 3, 2),
         "expired_card": (2, 2, 2),
@@ -156,7 +166,7 @@ def test_breakdown_by_decline_code_and_brand_use_the_first_failure(conn: Connect
         "generic_decline": (1, 1, 0),
         "card_declined": (1, 1, 0),  # c15: no decline code, its failure code
     }
-    brands = _counts(metrics.breakdown(conn, OCTOBER, "card_brand"))
+    brands = _counts(breakdown(conn, OCTOBER, "card_brand"))
     assert brands == {
         "visa": (6, 6, 3),  # c1, c2, c5, c7 (first failure on visa), c8, c9
         "mastercard": (3, 2, 2),
@@ -165,24 +175,24 @@ def test_breakdown_by_decline_code_and_brand_use_the_first_failure(conn: Connect
 
 
 def test_breakdown_by_plan_segment_and_policy(conn: Connection) -> None:
-    assert _counts(metrics.breakdown(conn, OCTOBER, "plan")) == {
+    assert _counts(breakdown(conn, OCTOBER, "plan")) == {
         "Basic": (4, 4, 3),  # c1, c2, c7, c15
         "Pro": (4, 3, 2),  # c3, c4, c5, c6
         "Pro yearly": (1, 1, 0),
         "unknown": (1, 1, 0),  # c9 has no subscription
     }
-    assert _counts(metrics.breakdown(conn, OCTOBER, "segment")) == {
+    assert _counts(breakdown(conn, OCTOBER, "segment")) == {
         "smb": (5, 5, 3),
         "enterprise": (4, 3, 2),
         "unknown": (1, 1, 0),
     }
-    policy = metrics.breakdown(conn, OCTOBER, "policy")
+    policy = breakdown(conn, OCTOBER, "policy")
     assert _counts(policy) == {"default v1": (6, 6, 3), "paydays v1": (4, 3, 2)}
     assert _counts(policy, "eur") == {"default v1": (1, 1, 1), "paydays v1": (1, 1, 0)}
 
 
 def test_ab_arms_with_wilson_intervals(conn: Connection) -> None:
-    arms = _by(metrics.ab_arms(conn, OCTOBER), "policy")
+    arms = _by(ab_arms(conn, OCTOBER), "policy")
     a, b = arms["default v1"], arms["paydays v1"]
     # Arm A: c1, c3, c5, c7, c9, c15 (usd) and c10 (eur): 7 closed, 4 recovered.
     assert (a.status, a.cases_opened, a.n, a.recovered, a.recovery_rate) == (
@@ -219,7 +229,7 @@ def test_wilson_interval_known_values() -> None:
 
 def test_email_funnel(conn: Connection) -> None:
     rows = [(r.step, r.template, r.sent, r.link_opened, r.card_updated, r.paid)
-            for r in metrics.funnel(conn, OCTOBER)]  # fmt: skip
+            for r in funnel(conn, OCTOBER)]  # fmt: skip
     assert rows == [
         # sent: c3, c4, c6, c5, c7 (c1's was never sent; c12 is outside the cohort);
         # opened: c3, c4 (twice, one email), c7 (card updated through it); updated: c3, c7;
@@ -231,7 +241,7 @@ def test_email_funnel(conn: Connection) -> None:
 
 
 def test_churn_table(conn: Connection) -> None:
-    rows = _by(metrics.churn(conn, OCTOBER), "currency")
+    rows = _by(churn(conn, OCTOBER), "currency")
     usd = rows["usd"]
     assert (usd.active_at_start, usd.churned, usd.churn_rate) == (12, 3, 3 / 12)
     mrr = 1000 + 2000 + 3000 + 4000 + 5000 + 6000 + 7000 + 10000 + 1200 + 1300 + 3000 + 1100
@@ -242,7 +252,7 @@ def test_churn_table(conn: Connection) -> None:
 
 def test_at_risk_renewals(conn: Connection) -> None:
     as_of = at(11, 1)
-    rows = metrics.at_risk(conn, OCTOBER, as_of)
+    rows = at_risk(conn, OCTOBER, as_of)
     # sub_10 (EUR, card through Oct 2026, renews Nov 5) and sub_2 (its own card pm_old,
     # through Oct, renews Nov 10, upcoming invoice 21.00). Not sub_1 (card through Nov 30),
     # sub_3 (card 2030), sub_6 (cancels at period end), sub_7 (renews after 30 days).
@@ -251,14 +261,14 @@ def test_at_risk_renewals(conn: Connection) -> None:
         ("sub_2", 2100, "usd", "2026-10"),
     ]
     summary = {(r.currency, r.subscriptions, r.amount) for r in
-               metrics.at_risk_summary(conn, OCTOBER, as_of)}  # fmt: skip
+               at_risk_summary(conn, OCTOBER, as_of)}  # fmt: skip
     assert summary == {("eur", 1, 1500), ("usd", 1, 2100)}
     usd_only = OCTOBER.model_copy(update={"currency": "usd"})
-    assert [r.subscription_id for r in metrics.at_risk(conn, usd_only, as_of)] == ["sub_2"]
+    assert [r.subscription_id for r in at_risk(conn, usd_only, as_of)] == ["sub_2"]
 
 
 def test_an_empty_period_reports_nothing(conn: Connection) -> None:
     empty = Filters(start=date(2020, 1, 1), end=date(2020, 2, 1))
-    assert metrics.recovered_by_channel(conn, empty) == []
-    assert metrics.funnel(conn, empty) == []
-    assert all(r.cases_opened == 0 for r in metrics.headline(conn, empty))
+    assert recovered_by_channel(conn, empty) == []
+    assert funnel(conn, empty) == []
+    assert all(r.cases_opened == 0 for r in headline(conn, empty))
