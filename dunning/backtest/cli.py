@@ -9,9 +9,13 @@ from __future__ import annotations
 import json
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from dunning.backtest.world import World
+    from dunning.policy.models import Policy
 
 
 def _fail(message: str) -> typer.Exit:
@@ -28,7 +32,7 @@ def _since(value: str | None) -> date | None:
         raise typer.BadParameter(f"{value!r} is not a date like 2026-06-01") from None
 
 
-def _active_policy():  # type: ignore[no-untyped-def]
+def _active_policy() -> Policy:
     """The policy the store serves new cases (reads the database)."""
     from dunning.db import session_scope
     from dunning.policy import store
@@ -36,10 +40,10 @@ def _active_policy():  # type: ignore[no-untyped-def]
 
     setup()
     with session_scope() as session:
-        return store.policy_to_preview(session, name=None, version=None, source=None)[1]
+        return store.active_policy(session)[1]
 
 
-def _ledger_world(since: date, base):  # type: ignore[no-untyped-def]
+def _ledger_world(since: date, base: World) -> World:
     from dunning.backtest.ledger import estimate_world
     from dunning.db import session_scope
     from dunning.startup import setup

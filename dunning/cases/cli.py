@@ -9,6 +9,8 @@ from typing import Annotated
 import typer
 from sqlalchemy.orm import Session
 
+from dunning.cases.models import CaseState
+from dunning.policy.declines import DeclineClass
 from dunning.startup import setup
 
 app = typer.Typer(
@@ -18,23 +20,45 @@ app = typer.Typer(
 
 @app.command("list")
 def list_(
-    state: Annotated[str | None, typer.Option(help="open, recovered, canceled, …")] = None,
-    customer: Annotated[str | None, typer.Option(help="processor customer id")] = None,
-    limit: int = 50,
+    state: Annotated[CaseState | None, typer.Option(help="Only cases in this state.")] = None,
+    customer: Annotated[
+        str | None, typer.Option(help="The customer's id, email address or name.")
+    ] = None,
+    decline_class: Annotated[
+        DeclineClass | None, typer.Option(help="Only cases whose last decline is of this class.")
+    ] = None,
+    opened_from: Annotated[
+        datetime | None, typer.Option(help="Opened at or after this date (UTC).")
+    ] = None,
+    opened_to: Annotated[
+        datetime | None, typer.Option(help="Opened before this date (UTC).")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
 ) -> None:
     """Cases, newest first."""
     setup()
     from dunning.cases import ops
     from dunning.db import session_scope
 
+    query = ops.case_query(
+        state=state,
+        customer=customer,
+        decline_class=decline_class,
+        opened_from=opened_from and _utc(opened_from),
+        opened_to=opened_to and _utc(opened_to),
+    )
     with session_scope() as session:
-        cases = session.scalars(ops.case_query(state=state, customer_id=customer).limit(limit))
+        cases = session.scalars(query.limit(limit))
         for c in cases:
             typer.echo(
                 f"{c.id:>6}  {c.state:<13} {(c.amount or 0) / 100:>10.2f} {c.currency or '':<3}  "
                 f"{c.customer_id or '-':<22} opened {c.opened_at:%Y-%m-%d %H:%M}"
                 f"{'  (paused)' if c.paused else ''}"
             )
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 @app.command()

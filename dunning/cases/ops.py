@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from dunning.admin.actors import Actor
@@ -16,7 +16,7 @@ from dunning.cases import service as cases
 from dunning.cases.models import CaseDecision, CaseState, DunningCase
 from dunning.cases.payloads import ChargePayload, write_off_key
 from dunning.events.models import ProcessorEvent
-from dunning.ledger.models import ChargeAttempt
+from dunning.ledger.models import ChargeAttempt, Customer
 from dunning.notify.models import Notification
 from dunning.policy.records import DecisionKind
 from dunning.scheduler.models import ActionKind, ScheduledAction
@@ -131,17 +131,26 @@ def _audit(
 def case_query(
     *,
     state: str | None = None,
-    customer_id: str | None = None,
+    customer: str | None = None,
     decline_class: str | None = None,
     opened_from: datetime | None = None,
     opened_to: datetime | None = None,
 ) -> Select[DunningCase]:
-    """Cases matching the filters ops use, newest first."""
+    """Cases matching the filters ops use, newest first. ``customer`` is the processor's
+    customer id, or the customer's email address or name (any case)."""
     stmt = select(DunningCase).order_by(DunningCase.opened_at.desc(), DunningCase.id.desc())
     if state:
         stmt = stmt.where(DunningCase.state == state)
-    if customer_id:
-        stmt = stmt.where(DunningCase.customer_id == customer_id)
+    if customer:
+        named = select(Customer.id).where(
+            or_(
+                func.lower(Customer.email) == customer.lower(),
+                func.lower(Customer.name) == customer.lower(),
+            )
+        )
+        stmt = stmt.where(
+            or_(DunningCase.customer_id == customer, DunningCase.customer_id.in_(named))
+        )
     if opened_from:
         stmt = stmt.where(DunningCase.opened_at >= opened_from)
     if opened_to:

@@ -129,7 +129,7 @@ def list_cases(
     """Cases, newest first, filtered by state, customer, decline class and opening date."""
     stmt = ops.case_query(
         state=state,
-        customer_id=customer,
+        customer=customer,
         decline_class=decline_class,
         opened_from=opened_from,
         opened_to=opened_to,

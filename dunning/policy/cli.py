@@ -17,7 +17,7 @@ from dunning.db import session_scope
 from dunning.policy import activation, preview_request
 from dunning.policy.activation import Activation
 from dunning.policy.errors import PolicyStoreError
-from dunning.policy.models import PolicyError
+from dunning.policy.models import PolicyError, parse_policy
 from dunning.policy.records import Decision
 from dunning.policy.store import apply_policy
 from dunning.policy.versions import get_policy, list_policies
@@ -171,10 +171,13 @@ def preview(
     failed_at: Annotated[
         str | None, typer.Option(help="ISO time of the failure (default now; naive is UTC)")
     ] = None,
+    processor_retry_at: Annotated[
+        str | None, typer.Option(help="ISO time of Stripe's own retry of the invoice, if any")
+    ] = None,
 ) -> None:
     """The schedule a policy would follow after one failure, in the customer's time."""
     when = _parse_time(failed_at)
-    setup()
+    processor_retry = _parse_time(processor_retry_at)
     failure = preview_request.Hypothetical(
         decline_code=decline_code,
         failure_code=failure_code,
@@ -186,14 +189,18 @@ def preview(
         currency=currency,
         time_zone=time_zone,
         failed_at=preview_request.as_utc(when or datetime.now(UTC)),
+        processor_retry_at=processor_retry,
     )
-    source = None if file is None else file.read_text(encoding="utf-8")
     try:
-        with session_scope() as session:
-            _, policy = preview_request.policy_to_preview(
-                session, name=name, version=version, source=source
-            )
-            decisions = preview_request.preview(policy, failure)
+        if file is not None:  # a file needs no database: none is started
+            if name is not None or version is not None:
+                raise _fail("give either --file or --name/--version, not both")
+            policy = parse_policy(file.read_text(encoding="utf-8"), source=str(file))
+        else:
+            setup()
+            with session_scope() as session:
+                _, policy = preview_request.policy_to_preview(session, name=name, version=version)
+        decisions = preview_request.preview(policy, failure)
     except (PolicyError, PolicyStoreError) as exc:
         raise _fail(str(exc)) from None
     code = decline_code or failure_code or "no code"

@@ -16,7 +16,7 @@ Sources (read 2025):
 # ruff: noqa: E501  (the table reads best one code per line)
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
@@ -29,10 +29,13 @@ class DeclineClass(StrEnum):
     - ``hard``: the card is dead or the issuer refuses for good; never blind-retry,
       ask the customer for another card.
     - ``insufficient_funds``: money may arrive later; retry around paydays.
-    - ``temporary``: an outage or a soft refusal; retry after a short backoff.
+    - ``temporary``: an outage or an issuer asking to try again; retry after a short backoff.
     - ``card_data``: the stored card details are wrong or stale; wait for an updated card.
     - ``authentication_required``: the customer must act (3DS, card not usable here).
-    - ``unknown``: nothing we recognise; the policy decides.
+    - ``unknown``: the issuer did not say why (``do_not_honor``, ``generic_decline``,
+      network 05: Visa category 4, reattempts allowed) or a code we do not recognise.
+      About half of do_not_honor declines are insufficient funds in disguise (Adyen, as
+      cited in docs/backtest.md), so the default policy retries them on paydays.
     """
 
     HARD = "hard"
@@ -50,11 +53,10 @@ CodeField = Literal[
 
 @dataclass(frozen=True)
 class CodeRule:
-    """One row of the table: the class of a code, and the class once it repeats."""
+    """One row of the table: the class of a code and why."""
 
     decline_class: DeclineClass
     note: str
-    on_repeat: DeclineClass | None = None
 
 
 _H = DeclineClass.HARD
@@ -73,12 +75,12 @@ DECLINE_TABLE: Mapping[tuple[CodeField, str], CodeRule] = {
     ("decline_code", "card_not_supported"): CodeRule(_A, "card not usable for this purchase; customer action"),
     ("decline_code", "card_velocity_exceeded"): CodeRule(_F, "balance or credit limit reached"),
     ("decline_code", "currency_not_supported"): CodeRule(_H, "card never supports this currency"),
-    ("decline_code", "do_not_honor"): CodeRule(_T, "unspecified refusal; hard once repeated", on_repeat=_H),
+    ("decline_code", "do_not_honor"): CodeRule(_U, "unexplained refusal (Visa category 4): often money or a hold"),
     ("decline_code", "do_not_try_again"): CodeRule(_H, "issuer says never try again"),
     ("decline_code", "duplicate_transaction"): CodeRule(_T, "identical charge just submitted"),
     ("decline_code", "expired_card"): CodeRule(_D, "card expired: needs new expiry or card"),
     ("decline_code", "fraudulent"): CodeRule(_H, "suspected fraud"),
-    ("decline_code", "generic_decline"): CodeRule(_T, "unspecified refusal; unknown once repeated", on_repeat=_U),
+    ("decline_code", "generic_decline"): CodeRule(_U, "unexplained refusal: often money or a hold"),
     ("decline_code", "incorrect_cvc"): CodeRule(_D, "wrong CVC"),
     ("decline_code", "incorrect_number"): CodeRule(_D, "wrong card number"),
     ("decline_code", "incorrect_pin"): CodeRule(_D, "wrong PIN (card present)"),
@@ -152,7 +154,7 @@ DECLINE_TABLE: Mapping[tuple[CodeField, str], CodeRule] = {
     # --- `outcome.network_decline_code`: ISO 8583 response codes (Visa categories) ---------
     ("network_decline_code", "03"): CodeRule(_H, "invalid merchant"),
     ("network_decline_code", "04"): CodeRule(_H, "Visa cat. 1: pick up card"),
-    ("network_decline_code", "05"): CodeRule(_T, "do not honour; hard once repeated", on_repeat=_H),
+    ("network_decline_code", "05"): CodeRule(_U, "do not honour (Visa category 4: reattempts allowed)"),
     ("network_decline_code", "07"): CodeRule(_H, "Visa cat. 1: pick up card, special conditions"),
     ("network_decline_code", "12"): CodeRule(_H, "Visa cat. 1: invalid transaction"),
     ("network_decline_code", "13"): CodeRule(_H, "invalid amount"),
@@ -217,17 +219,9 @@ def classify(
     failure_code: str | None,
     advice_code: str | None,
     network_advice_code: str | None,
-    previous_classes: Sequence[DeclineClass] = (),
     network_decline_code: str | None = None,
 ) -> DeclineClass:
-    """Class of one failed attempt.
-
-    ``previous_classes`` are the classes of the case's earlier failed attempts, oldest
-    first. A code with ``on_repeat`` (do_not_honor, generic_decline, 05) escalates when
-    the attempt just before also failed softly (``temporary``): a second soft refusal in
-    a row is no longer "soft".
-    """
-    repeated = bool(previous_classes) and previous_classes[-1] is DeclineClass.TEMPORARY
+    """Class of one failed attempt: the most restrictive class among its codes."""
     found: list[DeclineClass] = []
     fields: tuple[tuple[CodeField, str | None], ...] = (
         ("decline_code", decline_code),
@@ -238,11 +232,7 @@ def classify(
     )
     for field, code in fields:
         rule = lookup(field, code)
-        if rule is None:
-            continue
-        if repeated and rule.on_repeat is not None:
-            found.append(rule.on_repeat)
-        else:
+        if rule is not None:
             found.append(rule.decline_class)
     if not found:
         return DeclineClass.UNKNOWN

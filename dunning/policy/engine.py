@@ -37,22 +37,18 @@ AFTER_PROCESSOR_RETRY = timedelta(hours=1)
 
 
 def classify_attempts(history: Sequence[Attempt]) -> list[DeclineClass]:
-    """Decline class of each failed attempt, oldest first (repeats escalate)."""
-    classes: list[DeclineClass] = []
-    for a in history:
-        if a.succeeded:
-            continue
-        classes.append(
-            classify(
-                a.decline_code,
-                a.failure_code,
-                a.advice_code,
-                a.network_advice_code,
-                classes,
-                network_decline_code=a.network_decline_code,
-            )
+    """Decline class of each failed attempt, oldest first."""
+    return [
+        classify(
+            a.decline_code,
+            a.failure_code,
+            a.advice_code,
+            a.network_advice_code,
+            network_decline_code=a.network_decline_code,
         )
-    return classes
+        for a in history
+        if not a.succeeded
+    ]
 
 
 def _check_inputs(history: Sequence[Attempt], now: datetime) -> list[Attempt]:
@@ -232,8 +228,6 @@ def decide(
             None,
             case.number,
         )
-    elif len(ordered) >= limits.max_attempts:
-        decision = case.give_up(f"{len(ordered)} attempts made, the limit is {limits.max_attempts}")
     elif now >= case.deadline:
         decision = case.give_up(f"{limits.max_days} days since the first failure")
     elif card_updated_at is not None and card_updated_at > last.at:
@@ -241,6 +235,13 @@ def decide(
         decision = case.retry(
             max(now, card_updated_at, last.at + spacing),
             f"new card on file since {card_updated_at:%Y-%m-%d %H:%M} UTC: retry once with it",
+        )
+    elif len(ordered) >= limits.max_attempts:
+        # No more retries of this card, but the case stays open until the deadline: a
+        # customer or the card updater may still bring a new card (which is retried).
+        decision = case.wait(
+            f"{len(ordered)} attempts made, the limit is {limits.max_attempts}: "
+            "no more retries of this card"
         )
     else:
         decision = _policy_step(case, last, classes)

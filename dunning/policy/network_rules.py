@@ -10,7 +10,9 @@ rules leave room for reading:
   has a single ``network_advice_code`` field);
 - counts include every decline on the card (this case and ``card_history``), the
   original decline too, and attempts after a card update (the card updater may keep
-  the same card number); only a new card lifts the "never retry" rules.
+  the same card number); only a new card lifts the "never retry" rules: one put on
+  file after the attempt (``card_updated_at``), or one the last attempt already used
+  (another fingerprint than the attempts that got the never-retry code).
 
 Rules and sources:
 
@@ -85,7 +87,8 @@ class CardContext:
     currency: str
     blocking: tuple[Attempt, ...]
     """Attempts on the current card credentials: case attempts after the last card
-    update, plus ``card_history``."""
+    update made with the card of the last attempt (same fingerprint, or unknown), plus
+    ``card_history``."""
     counted: tuple[Attempt, ...]
     """Every attempt that counts toward waits and limits (case + ``card_history``)."""
 
@@ -103,12 +106,18 @@ class CardContext:
             raise ValueError("history is empty: the guard needs the case's attempts")
         last = sorted(history, key=lambda a: a.at)[-1]
         brand = card_brand or last.card_brand
-        after_update = [a for a in history if card_updated_at is None or a.at > card_updated_at]
+        current = last.card_fingerprint
+        on_card = [  # the never-retry rules bind the card that got them, not its successor
+            a
+            for a in history
+            if (card_updated_at is None or a.at > card_updated_at)
+            and (current is None or a.card_fingerprint in (None, current))
+        ]
         return cls(
             brand=brand.strip().lower() if brand else None,
             amount=last.amount,
             currency=last.currency.lower(),
-            blocking=_unique([*after_update, *card_history]),
+            blocking=_unique([*on_card, *card_history]),
             counted=_unique([*history, *card_history]),
         )
 

@@ -35,6 +35,7 @@ class Hypothetical:
     currency: str = "usd"
     time_zone: str = "UTC"
     failed_at: datetime | None = None  # None: now; naive: UTC
+    processor_retry_at: datetime | None = None  # Stripe's own retry of the invoice, if any
 
 
 def as_utc(t: datetime) -> datetime:
@@ -65,7 +66,14 @@ def preview(policy: Policy, failure: Hypothetical) -> list[Decision]:
         network_advice_code=failure.network_advice_code,
         card_brand=brand,
     )
-    return simulate(policy, first, time_zone=failure.time_zone, card_brand=brand)
+    processor_retry = failure.processor_retry_at
+    return simulate(
+        policy,
+        first,
+        time_zone=failure.time_zone,
+        card_brand=brand,
+        processor_retry_at=as_utc(processor_retry) if processor_retry else None,
+    )
 
 
 def policy_to_preview(

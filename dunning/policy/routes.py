@@ -100,6 +100,9 @@ class PreviewIn(BaseModel):
     currency: str = Field(default="usd", min_length=3, max_length=3)
     time_zone: str = Field(default="UTC", examples=["America/New_York"])
     failed_at: Instant | None = Field(default=None, description="default now; naive is UTC")
+    processor_retry_at: Instant | None = Field(
+        default=None, description="when Stripe's own retry of the invoice is scheduled"
+    )
 
 
 class DecisionOut(BaseModel):

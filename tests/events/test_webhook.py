@@ -81,7 +81,7 @@ def test_database_unreachable_answers_503_so_stripe_retries(clean_db: None) -> N
 def test_healthz_reports_database_and_broker(web: WebServer) -> None:
     answer = httpx.get(f"{web.url}/healthz")
     assert answer.status_code == 200
-    assert answer.json() == {"status": "ok", "database": "ok", "broker": "ok"}
+    assert answer.json() == {"status": "ok", "database": "ok", "broker": "ok", "intake": "ok"}
 
 
 @pytest.mark.parametrize("event_type", ["invoice.payment_failed"])
