@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from dunning.cases.card_fetch import FetchCard
 from dunning.cases.retry import EndCase, RetryCharge
 from dunning.notify.delivery import SendEmail
 from dunning.processors.stripe_adapter import ProcessorNotConfigured, StripeAdapter
@@ -51,9 +52,13 @@ def handlers(adapter: StripeAdapter | None, settings: Settings) -> dict[str, run
         RetryCharge(adapter) if adapter else _NoProcessor(ActionKind.RETRY_CHARGE)
     )
     end: runner.ActionHandler = EndCase(adapter) if adapter else _NoProcessor(ActionKind.END_ACTION)
+    fetch: runner.ActionHandler = (
+        FetchCard(adapter) if adapter else _NoProcessor(ActionKind.FETCH_CARD)
+    )
     return {
         ActionKind.RETRY_CHARGE: retry,
         ActionKind.END_ACTION: end,
+        ActionKind.FETCH_CARD: fetch,
         ActionKind.SEND_EMAIL: SendEmail(settings),
     }
 

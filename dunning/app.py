@@ -38,7 +38,8 @@ async def _check_database(dsn: str, timeout: float = 3) -> str:
             await conn.close()
 
     try:
-        await asyncio.wait_for(probe(), timeout)
+        async with asyncio.timeout(timeout):
+            await probe()
         return "ok"
     except Exception as exc:
         return f"error: {type(exc).__name__}"

@@ -113,6 +113,7 @@ class FixedSchedule:
     offsets: tuple[timedelta, ...]
     window: timedelta = BASELINE_WINDOW
     emails: tuple[float, ...] = field(default=BASELINE_EMAIL_DAYS)
+    respect_processor: bool = True  # skip retries the processor refuses (hard codes)
 
     def __post_init__(self) -> None:
         if list(self.offsets) != sorted(self.offsets):
@@ -143,7 +144,11 @@ class FixedSchedule:
         offsets = self.offsets
         i = max(bisect_right(offsets, merchant_last - t0), bisect_left(offsets, now - t0))
         last = history[-1]
-        refused = _refused(last) and not (card_updated_at and card_updated_at > last.at)
+        refused = (
+            self.respect_processor
+            and _refused(last)
+            and not (card_updated_at and card_updated_at > last.at)
+        )
         if i < len(offsets) and not refused:
             return Decision(DecisionKind.RETRY, t0 + offsets[i], "scheduled", cls, None, number)
         if i >= len(offsets) and offsets and t0 + offsets[-1] <= now:
@@ -170,6 +175,9 @@ DAILY_BASELINE = "daily for 14 days"
 
 
 def every_hour(days: int = 30) -> FixedSchedule:
-    """A reckless schedule (a retry every hour) that must set off every checker counter."""
+    """A reckless schedule (a retry every hour, whatever the code) that must set off every
+    counter of the checker."""
     hours = tuple(timedelta(hours=h) for h in range(1, days * 24 + 1))
-    return FixedSchedule("every hour", hours, window=timedelta(days=days), emails=())
+    return FixedSchedule(
+        "every hour", hours, window=timedelta(days=days), emails=(), respect_processor=False
+    )

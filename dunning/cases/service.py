@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from dunning.cases import planner
+from dunning.cases import card_fetch, planner
 from dunning.cases.models import CaseState, DunningCase, RecoveredBy
 from dunning.db import table as core_table
 from dunning.ledger import apply
@@ -64,7 +64,10 @@ def on_failed_charge(
     if at < case.opened_at:
         case.opened_at = at
     _refresh(session, case, invoice)
-    replan(session, case, now or datetime.now(UTC))
+    now = now or datetime.now(UTC)
+    if case.state == CaseState.OPEN:
+        card_fetch.plan_fetch(session, case, now)
+    replan(session, case, now)
     return case
 
 

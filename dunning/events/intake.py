@@ -100,7 +100,8 @@ class GroupCommitter:
         self._waiting[number] = time.monotonic()
         self._queue.put_nowait((event, future))
         try:
-            return await asyncio.wait_for(future, self.deadline_seconds)
+            async with asyncio.timeout(self.deadline_seconds):
+                return await future
         except TimeoutError:
             # The writer skips the cancelled future; if the row lands later, the
             # processor's retry is answered as a duplicate.
@@ -143,7 +144,10 @@ class GroupCommitter:
                 conn = await psycopg.AsyncConnection.connect(
                     self._dsn, autocommit=True, connect_timeout=self.connect_timeout
                 )
-            new_ids = await asyncio.wait_for(self._insert(conn, batch), self.deadline_seconds)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+            # that arrives as the insert finishes, and stop() would wait forever.
+            async with asyncio.timeout(self.deadline_seconds):
+                new_ids = await self._insert(conn, batch)
         except _CONNECTION_ERRORS as exc:
             log.warning("storing %d webhook events failed: %s", len(batch), exc)
             _fail(batch, DatabaseUnavailable, str(exc) or type(exc).__name__)
@@ -211,6 +215,7 @@ async def _discard(conn: Connection | None) -> None:
     """Close a connection that may be broken; never raises."""
     if conn is not None:
         try:
-            await asyncio.wait_for(conn.close(), 2)
+            async with asyncio.timeout(2):
+                await conn.close()
         except Exception:
             log.debug("closing a broken connection failed", exc_info=True)

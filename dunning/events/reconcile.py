@@ -60,17 +60,17 @@ def _snapshot(event_type: str, obj: dict[str, Any], seen_at: int) -> IncomingEve
 
 
 def _context(adapter: StripeAdapter, invoice: dict[str, Any], seen_at: int) -> list[IncomingEvent]:
-    """The customer and subscription of a failed invoice, so its case knows the
-    customer's time zone and plan even when their webhooks never came."""
-    found = []
+    """The customer, subscription and charged card of a failed invoice, so its case knows
+    the customer's time zone, the plan and the card even when their webhooks never came."""
     customer = invoice.get("customer")
-    if isinstance(customer, str):
-        found.append(_snapshot("customer.updated", adapter.customer(customer), seen_at))
-    subscription = so.read_invoice(invoice).subscription_id
-    if subscription:
-        found.append(
-            _snapshot("customer.subscription.updated", adapter.subscription(subscription), seen_at)
-        )
+    if not isinstance(customer, str):
+        return []
+    read = adapter.charged_card(customer, so.read_invoice(invoice).subscription_id)
+    found = [_snapshot("customer.updated", read.customer, seen_at)]
+    if read.subscription is not None:
+        found.append(_snapshot("customer.subscription.updated", read.subscription, seen_at))
+    if read.payment_method is not None:
+        found.append(_snapshot("payment_method.updated", read.payment_method, seen_at))
     return found
 
 

@@ -62,6 +62,7 @@ class Composed:
     case_id: int | None = None
     subscription_id: str | None = None
     step: int | None = None
+    card_unknown: bool = False  # the ledger knows no last4 for the card yet
 
 
 def compose(
@@ -154,6 +155,7 @@ def _case_email(
         case_id=case.id,
         subscription_id=case.subscription_id,
         step=step if isinstance(step, int) else None,
+        card_unknown=context["card_last4"] == _NO_LAST4,
     )
 
 

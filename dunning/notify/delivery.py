@@ -47,13 +47,30 @@ from dunning.notify.senders import (
     from_address,
     sender_from_settings,
 )
-from dunning.scheduler.models import ActionKind, ActionStatus, ScheduledAction
+from dunning.scheduler.models import LEASED, ActionKind, ActionStatus, ScheduledAction
 from dunning.scheduler.runner import Finish, Perform, Reschedule, Step, backoff
 from dunning.settings import Settings
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = timedelta(hours=6)
+# A case that opened without a known card fetches it at once (``cases.card_fetch``):
+# its first email waits for that, polling, but never longer than WAIT_FOR_CARD.
+CARD_POLL = timedelta(seconds=20)
+WAIT_FOR_CARD = timedelta(minutes=3)
+
+
+def _card_being_fetched(session: Session, composed: Composed, now: datetime) -> bool:
+    return bool(
+        session.scalar(
+            select(ScheduledAction.id).where(
+                ScheduledAction.case_id == composed.case_id,
+                ScheduledAction.kind == ActionKind.FETCH_CARD,
+                ScheduledAction.status.in_((*LEASED, ActionStatus.PENDING)),
+                ScheduledAction.due_at > now - WAIT_FOR_CARD,
+            )
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -88,6 +105,8 @@ class SendEmail:
             return Finish(ActionStatus.CANCELED, f"canceled: {exc}")
         except Undeliverable as exc:
             return _failed_before_send(session, action, None, str(exc))
+        if composed.card_unknown and _card_being_fetched(session, composed, now):
+            return Reschedule(now + CARD_POLL, "waiting for the card's details")
         if not hours.is_allowed(now, composed.time_zone, settings):
             action.started_attempt = None
             due = hours.next_allowed(now, composed.time_zone, settings)

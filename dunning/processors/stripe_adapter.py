@@ -8,6 +8,7 @@ from typing import Any
 
 import stripe
 
+from dunning.processors import stripe_objects as so
 from dunning.settings import Settings
 
 
@@ -31,6 +32,15 @@ class PayResult:
     error_code: str | None = None
     decline_code: str | None = None
     message: str | None = None
+
+
+@dataclass(frozen=True)
+class ChargedCard:
+    """What :meth:`StripeAdapter.charged_card` read."""
+
+    customer: dict[str, Any]
+    subscription: dict[str, Any] | None
+    payment_method: dict[str, Any] | None
 
 
 def processor_ref(invoice: dict[str, Any]) -> str:
@@ -197,6 +207,17 @@ class StripeAdapter:
 
     def payment_method(self, payment_method_id: str) -> dict[str, Any]:
         return _call(lambda: self.client.v1.payment_methods.retrieve(payment_method_id))
+
+    def charged_card(self, customer_id: str, subscription_id: str | None) -> ChargedCard:
+        """The customer, subscription and the card the subscription is charged with (its
+        own default, else the customer's), read fresh at the processor."""
+        customer = self.customer(customer_id)
+        subscription = self.subscription(subscription_id) if subscription_id else None
+        pm_id = (subscription and so.read_subscription(subscription).default_payment_method_id) or (
+            so.read_customer(customer).default_payment_method_id
+        )
+        card = self.payment_method(pm_id) if pm_id else None
+        return ChargedCard(customer=customer, subscription=subscription, payment_method=card)
 
     def make_default_card(
         self, customer_id: str, subscription_id: str | None, payment_method_id: str

@@ -36,6 +36,7 @@ class ActionKind(StrEnum):
     RETRY_CHARGE = "retry_charge"  # dunning.cases.retry
     END_ACTION = "end_action"  # dunning.cases.retry
     SEND_EMAIL = "send_email"  # dunning.notify.delivery
+    FETCH_CARD = "fetch_card"  # dunning.cases.card_fetch
 
 
 class ScheduledAction(Base):

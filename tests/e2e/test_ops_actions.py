@@ -19,9 +19,10 @@ from dunning.processors.stripe_adapter import StripeAdapter
 from dunning.scheduler import sweeper
 from dunning.settings import RUN_ENV_FILE
 from tests.support import sandbox
-from tests.support.cases import case_row, fail_invoice
+from tests.support.cases import case_row, fail_invoice, store
 from tests.support.ledger import all_handled, rows, scalar, wait_until
 from tests.support.smtp import Catcher
+from tests.support.stripe_events import event
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -122,3 +123,43 @@ def test_pause_then_resume_from_another_terminal_plans_the_emails_again(
         )
         assert done.returncode == 0, done.stderr
         assert _emails(case_id) == {"pending" if command == "resume" else "canceled"}
+
+
+def test_a_case_opened_without_a_known_card_fetches_it_for_its_emails(
+    processor: str, clean_db: None, celery_worker: object, smtp: Catcher
+) -> None:
+    """Only ``invoice.payment_failed`` came: no payment-method webhook, no card on the
+    attempt. The case fetches the charged card, and the first email names it."""
+    sdk = sandbox.client(processor)
+    sandbox.subscribe(sdk, sandbox.FAILING_CARD)
+    [invoice] = list(StripeAdapter(sandbox.API_KEY, processor).open_invoices())
+    store(event("invoice.payment_failed", invoice, created=int(time.time())))
+    wait_until(all_handled, what="the event applied by the worker")
+    assert scalar("SELECT count(*) FROM payment_methods") == 0
+    [fetch] = rows("SELECT status FROM scheduled_actions WHERE kind = 'fetch_card'")
+    assert fetch == {"status": "pending"}
+
+    now = datetime.now(UTC)
+    sweeper.sweep(now)
+    wait_until(
+        lambda: scalar("SELECT status FROM scheduled_actions WHERE kind = 'fetch_card'") == "done",
+        what="the card fetched",
+    )
+    [card] = rows("SELECT brand, last4 FROM payment_methods")
+    assert card == {"brand": "visa", "last4": "0341"}
+    # The first email goes at the customer's next allowed hour, which the fetched
+    # customer's time zone may have moved.
+    for _ in range(3):
+        due = scalar("SELECT due_at FROM scheduled_actions WHERE dedupe_key LIKE '%:email:0'")
+        sweeper.sweep(max(now, due) + timedelta(minutes=1))  # type: ignore[type-var]
+        wait_until(
+            lambda: (
+                scalar("SELECT status FROM scheduled_actions WHERE dedupe_key LIKE '%:email:0'")
+                in ("pending", "done")
+            ),
+            what="the email action settled",
+        )
+        if smtp.messages:
+            break
+    [message] = smtp.wait_for(1)
+    assert "0341" in message.get_body(("plain",)).get_content()  # type: ignore[union-attr]

@@ -15,8 +15,8 @@ from dunning import queue
 from dunning.db import libpq_url
 from dunning.events.intake import DatabaseUnavailable, GroupCommitter, UnstorableEvent
 from dunning.events.store import IncomingEvent
-from tests.api.throwaway_pg import ThrowawayPostgres, throwaway_postgres
 from tests.support.ledger import scalar
+from tests.support.throwaway_pg import ThrowawayPostgres, throwaway_postgres
 
 T = TypeVar("T")
 

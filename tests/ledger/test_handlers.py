@@ -137,7 +137,7 @@ FAILED_INVOICE = ("invoice.payment_failed", invoice())
 ATTACHED = ("payment_method.attached", payment_method())
 
 # A failed invoice's case closing: the invoice's new state, and the case's.
-_CLOSED = {
+_CLOSED: dict[str, tuple[str, dict[str, Any]]] = {
     "paid": ("recovered", {"status_transitions": {"paid_at": T}, "amount_paid": 4900}),
     "void": ("voided", {"status_transitions": {"voided_at": T}}),
     "uncollectible": ("uncollectible", {"status_transitions": {"marked_uncollectible_at": T}}),

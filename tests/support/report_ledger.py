@@ -198,7 +198,7 @@ def _invoices() -> list[dict[str, Any]]:
     out = []
     for c in _cases():
         paid = c["state"] == "recovered"
-        reason = "subscription_cycle"
+        reason: str | None = "subscription_cycle"
         if c["id"] == 9:
             reason = "manual"
         elif c["id"] == 15:

