@@ -71,7 +71,8 @@ class GroupCommitter:
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=10)
         self._to_send.put(None)
         await asyncio.to_thread(self._sender.join, 10)
 

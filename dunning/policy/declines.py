@@ -214,6 +214,7 @@ def lookup(field: CodeField, code: str | None) -> CodeRule | None:
     return None if key is None else DECLINE_TABLE.get((field, key))
 
 
+@lru_cache(maxsize=4096)  # pure; the engine classifies every attempt of a case each time
 def classify(
     decline_code: str | None,
     failure_code: str | None,

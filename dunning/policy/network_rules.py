@@ -44,7 +44,7 @@ STRIPE_DO_NOT_TRY_AGAIN
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -117,8 +117,8 @@ class CardContext:
             brand=brand.strip().lower() if brand else None,
             amount=last.amount,
             currency=last.currency.lower(),
-            blocking=_unique([*on_card, *card_history]),
-            counted=_unique([*history, *card_history]),
+            blocking=_unique(on_card, card_history),
+            counted=_unique(history, card_history),
         )
 
     def is_visa(self, attempt: Attempt | None = None) -> bool:
@@ -145,9 +145,15 @@ def _brand(ctx: CardContext, attempt: Attempt | None) -> str | None:
     return ctx.brand
 
 
-def _unique(attempts: Iterable[Attempt]) -> tuple[Attempt, ...]:
-    """Drop exact duplicates (a caller may pass the case's attempts in card_history too)."""
-    return tuple(dict.fromkeys(attempts))
+def _unique(attempts: Sequence[Attempt], card_history: Sequence[Attempt]) -> tuple[Attempt, ...]:
+    """Drop exact duplicates (a caller may pass the case's attempts in card_history too).
+
+    Without ``card_history`` there is nothing to drop: the case's own attempts are
+    distinct ledger rows (and counting one twice would only make the guard stricter).
+    """
+    if not card_history:
+        return tuple(attempts)
+    return tuple(dict.fromkeys([*attempts, *card_history]))
 
 
 @dataclass(frozen=True)

@@ -6,17 +6,23 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any, TypeVar
 
+import httpx
 import pytest
 
 from dunning import queue
+from dunning.app import create_app
 from dunning.db import libpq_url
 from dunning.events.intake import DatabaseUnavailable, GroupCommitter, UnstorableEvent
 from dunning.events.store import IncomingEvent
+from dunning.settings import get_settings
 from tests.support.ledger import scalar
-from tests.support.throwaway_pg import ThrowawayPostgres, throwaway_postgres
+from tests.support.servers import ThrowawayRedis, WebServer
+from tests.support.stripe_events import event, fixture, post
+from tests.support.throwaway_pg import ThrowawayPostgres, service_database, throwaway_postgres
 
 T = TypeVar("T")
 
@@ -146,3 +152,38 @@ def test_a_request_never_waits_past_the_deadline(
             await committer.stop()
 
     _run(scenario(), timeout=60)
+
+
+def test_a_frozen_database_answers_503_by_the_deadline_and_healthz_says_stuck(
+    paused_db: ThrowawayPostgres, redis_server: ThrowawayRedis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real web app: no webhook waits forever, and ``/healthz`` tells while it lasts."""
+    monkeypatch.setattr(GroupCommitter, "deadline_seconds", 2.0)
+    secret = get_settings().stripe_webhook_secrets[0]
+    payloads = [
+        event("customer.created", fixture("customer"), event_id=f"evt_frozen_{n}") for n in range(3)
+    ]
+    with (
+        service_database(paused_db.url),
+        WebServer(create_app()) as web,
+        httpx.Client(timeout=15) as client,
+    ):
+        assert post(web.url, payloads[0], secret=secret, client=client).status_code == 200
+        paused_db.pause()
+        try:
+            with ThreadPoolExecutor(1) as pool:
+                started = time.monotonic()
+                waiting = pool.submit(post, web.url, payloads[1], secret=secret)
+                time.sleep(1.2)
+                health = client.get(f"{web.url}/healthz")
+                assert waiting.result().status_code == 503
+                assert time.monotonic() - started < 4
+            assert health.status_code == 503
+            assert health.json()["intake"].startswith("stuck")
+        finally:
+            paused_db.resume()
+        answer = post(web.url, payloads[2], secret=secret, client=client)
+        if answer.status_code == 503:  # the writer may still be dropping the frozen connection
+            answer = post(web.url, payloads[2], secret=secret, client=client)
+        assert answer.status_code == 200
+        assert client.get(f"{web.url}/healthz").status_code == 200
