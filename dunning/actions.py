@@ -18,10 +18,11 @@ from dunning.notify.delivery import SendEmail
 from dunning.processors.stripe_adapter import ProcessorNotConfigured, StripeAdapter
 from dunning.scheduler import runner
 from dunning.scheduler.models import ActionKind, ScheduledAction
+from dunning.scheduler.runner import NoLook
 from dunning.settings import Settings, get_settings
 
 
-class _NoProcessor:
+class _NoProcessor(NoLook):
     """Charge actions when no processor is configured: refuse loudly, change nothing."""
 
     transient: tuple[type[Exception], ...] = ()

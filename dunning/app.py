@@ -5,12 +5,20 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
+import fastapi_offline
 import psycopg
 import redis
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import (
+    get_redoc_html,
+    get_swagger_ui_html,
+    get_swagger_ui_oauth2_redirect_html,
+)
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 
 from dunning.backtest.routes import router as backtest_router
 from dunning.cases.routes import router as cases_router
@@ -53,6 +61,49 @@ def _check_broker(url: str) -> str:
         return f"error: {type(exc).__name__}"
 
 
+# Swagger UI and ReDoc as files of an installed package (fastapi-offline), not from a CDN:
+# a locked-down install without internet still has working API docs.
+DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
+DOCS_ASSETS_URL = "/docs-assets"
+
+
+def _offline_docs(app: FastAPI) -> None:
+    """``/docs`` (Swagger UI) and ``/redoc`` served with their scripts from this server."""
+    app.mount(DOCS_ASSETS_URL, StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
+    openapi_url = app.openapi_url or "/openapi.json"
+    redirect_url = app.swagger_ui_oauth2_redirect_url
+    favicon = f"{DOCS_ASSETS_URL}/favicon.png"
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=openapi_url,
+            title=f"{app.title} · API docs",
+            swagger_js_url=f"{DOCS_ASSETS_URL}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS_URL}/swagger-ui.css",
+            swagger_favicon_url=favicon,
+            oauth2_redirect_url=redirect_url,
+            # No badge from the public validator service: the page makes no outside request.
+            swagger_ui_parameters={"validatorUrl": None},
+        )
+
+    if redirect_url:
+
+        @app.get(redirect_url, include_in_schema=False)
+        async def swagger_ui_redirect() -> HTMLResponse:
+            return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url=openapi_url,
+            title=f"{app.title} · API reference",
+            redoc_js_url=f"{DOCS_ASSETS_URL}/redoc.standalone.js",
+            redoc_favicon_url=favicon,
+            with_google_fonts=False,
+        )
+
+
 class Service:
     """The ASGI entry point: the webhook path is served directly, the rest by FastAPI."""
 
@@ -83,8 +134,9 @@ def create_app(settings: Settings | None = None) -> Service:
         yield
         await committer.stop()
 
-    app = FastAPI(title="Dunning service", lifespan=lifespan)
+    app = FastAPI(title="Dunning service", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.settings = settings
+    _offline_docs(app)
     install_error_handlers(app)
     app.include_router(policy_router)
     app.include_router(cases_router)
@@ -97,10 +149,10 @@ def create_app(settings: Settings | None = None) -> Service:
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
         """200 only when the database, the broker and the webhook writers all work."""
+        intake = app.state.committer.health()  # first: the checks below may take seconds
         database, broker = await asyncio.gather(
             _check_database(libpq_url(database_url)), asyncio.to_thread(_check_broker, redis_url)
         )
-        intake = app.state.committer.health()
         ok = database == broker == intake == "ok"
         return JSONResponse(
             {

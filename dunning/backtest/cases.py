@@ -73,9 +73,9 @@ class SimCase:
     funded: tuple[tuple[datetime, datetime], ...]  # insufficient funds: money on hand
     updater_at: datetime | None  # the card updater refreshes the card then
     email_draws: tuple[float, ...]
-    email_delays: tuple[timedelta, ...]
+    email_delays: tuple[float, ...]  # days from the email to the customer's answer
     action_draw: float
-    action_delay: timedelta
+    action_delay: float  # days
     attempt_draws: tuple[float, ...]
     seed: str
 
@@ -273,9 +273,9 @@ def draw_case(world: World, seed: int, index: int, tables: _Tables | None = None
         funded=tuple(funded),
         updater_at=updater_at,
         email_draws=tuple(rng.random() for _ in range(EMAIL_DRAWS)),
-        email_delays=tuple(_exp_days(rng, delay) for _ in range(EMAIL_DRAWS)),
+        email_delays=tuple(rng.expovariate(math.log(2) / delay) for _ in range(EMAIL_DRAWS)),
         action_draw=rng.random(),
-        action_delay=_exp_days(rng, delay),
+        action_delay=rng.expovariate(math.log(2) / delay),
         attempt_draws=tuple(rng.random() for _ in range(ATTEMPT_DRAWS)),
         seed=key,
     )

@@ -89,6 +89,8 @@ def check(brand: str | None, attempts: Sequence[SimAttempt]) -> Counter[str]:
         return found
     brand = (brand or "").lower()
     visa, mastercard = brand == "visa", brand == "mastercard"
+    if not (visa or mastercard) and not any(a.codes and _reading(a.codes)[2] for a in attempts):
+        return found  # only Stripe's do_not_try_again applies to other brands
     cards: dict[int, _Card] = {}
     for a in attempts:
         card = cards.setdefault(a.card, _Card())

@@ -64,20 +64,18 @@ def customer_events(
     """When the customer updates the card or cancels, given the emails a policy sends."""
     customers = world.customers
     found: list[tuple[datetime, str]] = []
+    p = customers.update_first_email
     for j, day in enumerate(sorted(email_days)[:EMAIL_DRAWS]):
-        sent = case.failed_at + timedelta(days=day)
-        u, delay = case.email_draws[j], case.email_delays[j]
-        p = customers.update_first_email * customers.update_decay**j
-        if u < p:
-            found.append((sent + delay, CUSTOMER))
-            break
+        u = case.email_draws[j]
         if u < p + customers.cancel_per_email:
-            found.append((sent + delay, "cancel"))
+            at = case.failed_at + timedelta(days=day + case.email_delays[j])
+            found.append((at, CUSTOMER if u < p else "cancel"))
             break
+        p *= customers.update_decay
     if cls is DeclineClass.AUTHENTICATION_REQUIRED and case.action_draw < (
         customers.action_required_update
     ):
-        found.append((case.failed_at + case.action_delay, CUSTOMER))
+        found.append((case.failed_at + timedelta(days=case.action_delay), CUSTOMER))
     if case.updater_at is not None:
         found.append((case.updater_at, UPDATER))
     return sorted(found)

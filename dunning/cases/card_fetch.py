@@ -22,7 +22,7 @@ from dunning.ledger import apply
 from dunning.ledger.queries import charged_card
 from dunning.processors.stripe_adapter import ChargedCard, StripeAdapter, TransientProcessorError
 from dunning.scheduler.models import ActionKind, ActionStatus, ScheduledAction
-from dunning.scheduler.runner import Finish, Perform, Reschedule, Step, backoff
+from dunning.scheduler.runner import Finish, NoLook, Perform, Reschedule, Step, backoff
 from dunning.scheduler.schedule import upsert_action
 from dunning.settings import get_settings
 
@@ -61,7 +61,7 @@ class FetchWork:
     subscription_id: str | None
 
 
-class FetchCard:
+class FetchCard(NoLook):
     """``fetch_card``: read the charged card at the processor into the ledger."""
 
     kind = ActionKind.FETCH_CARD

@@ -61,6 +61,7 @@ class DunningCase(Base):
     policy_id: Mapped[int | None] = mapped_column(BigInteger)
     paused: Mapped[bool] = mapped_column(Boolean, server_default="false")
     end_action: Mapped[str | None] = mapped_column(String(32))
+    decline_class: Mapped[str | None] = mapped_column(String(32))  # of the last failure
     opened_at: Mapped[datetime]
     closed_at: Mapped[datetime | None]
     recovered_amount: Mapped[int | None] = mapped_column(BigInteger)

@@ -156,14 +156,7 @@ def case_query(
     if opened_to:
         stmt = stmt.where(DunningCase.opened_at < opened_to)
     if decline_class:
-        latest = (
-            select(CaseDecision.decline_class)
-            .where(CaseDecision.case_id == DunningCase.id)
-            .order_by(CaseDecision.id.desc())
-            .limit(1)
-            .scalar_subquery()
-        )
-        stmt = stmt.where(latest == decline_class)
+        stmt = stmt.where(DunningCase.decline_class == decline_class)
     return stmt
 
 

@@ -19,7 +19,7 @@ from dunning.cases.payloads import ChargePayload, end_key, retry_key
 from dunning.ledger.models import ChargeAttempt, Invoice, TriggeredBy
 from dunning.ledger.queries import charged_card, customer_time_zone
 from dunning.policy import store
-from dunning.policy.engine import decide
+from dunning.policy.engine import classify_attempts, decide
 from dunning.policy.models import Policy
 from dunning.policy.records import Attempt, Decision, DecisionKind
 from dunning.scheduler.models import ActionKind, ActionStatus, ScheduledAction
@@ -69,6 +69,12 @@ def _card_history(
         )
     ).all()
     return [_attempt(row, case) for row in rows]
+
+
+def decline_class(session: Session, case: DunningCase) -> str | None:
+    """The class of the case's last failed attempt (repeats escalate), from the ledger."""
+    classes = classify_attempts(_attempts(session, case))
+    return classes[-1].value if classes else None
 
 
 def case_policy(session: Session, case: DunningCase) -> Policy:
@@ -195,10 +201,11 @@ def record(
         .order_by(CaseDecision.id.desc())
         .limit(1)
     ).first()
-    if last and (last.kind, last.due_at, last.attempt_number) == (
+    if last and (last.kind, last.due_at, last.attempt_number, last.decline_class) == (
         decision.kind.value,
         due,
         decision.attempt_number,
+        decision.decline_class.value,
     ):
         return
     session.add(

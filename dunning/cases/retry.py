@@ -3,9 +3,10 @@
 The scheduler's runner (``dunning.scheduler.runner``) calls them in three steps, so a
 worker dying at any point never charges twice:
 
-1. ``prepare``, under the action's row lock: the case must be open and not paused;
-   re-read the invoice at the processor; ask the engine again (the ledger may have
-   moved); note a fingerprint of the invoice's payment attempts on the action.
+1. ``prepare``, under the action's row lock: the case must be open and not paused.
+   ``look``, no lock held: re-read the invoice at the processor. ``confirm``, under
+   the lock again: ask the engine again (the ledger may have moved) and note a
+   fingerprint of the invoice's payment attempts on the action.
 2. ``perform``: pay with ``Idempotency-Key = case + attempt number``, no lock held.
 3. ``record``: the charge becomes a ledger row and the case plans what comes next.
 
@@ -39,7 +40,7 @@ from dunning.processors.stripe_adapter import (
     processor_ref,
 )
 from dunning.scheduler.models import ActionKind, ActionStatus, ScheduledAction
-from dunning.scheduler.runner import Finish, Perform, Reschedule, Step, backoff
+from dunning.scheduler.runner import Finish, Look, NoLook, Perform, Reschedule, Step, backoff
 
 # A retry that the network guard moved later than this is rescheduled, not run now.
 _RUN_WINDOW = timedelta(minutes=5)
@@ -57,6 +58,15 @@ class ChargeWork:
     attempt_number: int
     end_action: str
     retry_now: bool
+    processor_ref: str | None  # the invoice's payments as the last dispatch saw them
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What ``look`` read at the processor."""
+
+    invoice: dict[str, Any]
+    charge: dict[str, Any] | None
 
 
 def _case(session: Session, action: ScheduledAction) -> DunningCase:
@@ -82,6 +92,7 @@ def _work(case: DunningCase, action: ScheduledAction) -> ChargeWork:
         payload.attempt_number,
         payload.end_action,
         payload.retry_now,
+        action.processor_ref,
     )
 
 
@@ -105,27 +116,44 @@ class RetryCharge:
     def __init__(self, adapter: StripeAdapter) -> None:
         self.adapter = adapter
 
-    def prepare(self, session: Session, action: ScheduledAction, now: datetime) -> Step:
+    def prepare(
+        self, session: Session, action: ScheduledAction, now: datetime
+    ) -> Step | Look[ChargeWork]:
         case = _case(session, action)
+        if action.started_attempt is None:  # else: first see what the lost dispatch did
+            closed = _closed(case)
+            if closed is not None:
+                return closed
+        return Look(_work(case, action))
+
+    def look(self, work: ChargeWork) -> Seen:
+        """The invoice as the processor has it now (and its charge, if it is new)."""
+        invoice = self.adapter.invoice(work.invoice_id)
+        charge = invoice.get("charge")
+        if isinstance(charge, str) and processor_ref(invoice) != work.processor_ref:
+            charge = self.adapter.charge(charge)
+        return Seen(invoice, charge if isinstance(charge, dict) else None)
+
+    def confirm(
+        self, session: Session, action: ScheduledAction, work: ChargeWork, seen: Seen, now: datetime
+    ) -> Step:
+        case = _case(session, action)
+        invoice = seen.invoice
+        if action.started_attempt is not None and processor_ref(invoice) != action.processor_ref:
+            # An earlier dispatch charged and then died: record that charge as ours (it
+            # may have paid the invoice, and the case may have closed since), never
+            # repeat it.
+            paid = invoice.get("status") == "paid"
+            self._record(session, work, PayResult(paid, invoice, seen.charge), now)
+            outcome = "paid" if paid else "declined"
+            return Finish(ActionStatus.DONE, f"{outcome} (recovered after a crash)")
         closed = _closed(case)
         if closed is not None:
             return closed
-        work = _work(case, action)
-        invoice = self.adapter.invoice(case.invoice_id)
         if invoice.get("status") != "open":
             apply.apply_invoice(session, invoice, int(time.time()))
             cases.on_invoice_changed(session, case.invoice_id)
             return Finish(ActionStatus.CANCELED, "canceled: invoice settled")
-        if action.started_attempt is not None and processor_ref(invoice) != action.processor_ref:
-            # An earlier dispatch charged and then died: record that charge, do not repeat it.
-            charge = invoice.get("charge")
-            if isinstance(charge, str):
-                charge = self.adapter.charge(charge)
-            result = PayResult(
-                paid=False, invoice=invoice, charge=charge if isinstance(charge, dict) else None
-            )
-            self._record(session, work, result, now)
-            return Finish(ActionStatus.DONE, "declined (recovered after a crash)")
         decision = planner.decide_for(session, case, now, retry_now=work.retry_now)
         if decision is None or decision.kind != DecisionKind.RETRY or decision.at is None:
             action.status = ActionStatus.CANCELED  # before re-planning, which may revive it
@@ -175,7 +203,7 @@ class RetryCharge:
         )
 
 
-class EndCase:
+class EndCase(NoLook):
     """``end_action``: the policy gave up (or ops wrote the invoice off): do what it says."""
 
     kind = ActionKind.END_ACTION

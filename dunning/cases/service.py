@@ -65,6 +65,7 @@ def on_failed_charge(
         case.opened_at = at
     _refresh(session, case, invoice)
     now = now or datetime.now(UTC)
+    planner.case_policy(session, case)  # chosen once, even for a case already closed
     if case.state == CaseState.OPEN:
         card_fetch.plan_fetch(session, case, now)
     replan(session, case, now)
@@ -113,6 +114,7 @@ def _refresh(session: Session, case: DunningCase, invoice: Invoice) -> None:
     if invoice.amount_due is not None:
         case.amount = invoice.amount_due
     case.currency = invoice.currency or case.currency
+    case.decline_class = planner.decline_class(session, case)
     subscription = _share_subscription(session, case.subscription_id)
     now = datetime.now(UTC)
     state, closed_at = CaseState.OPEN, None
@@ -127,6 +129,8 @@ def _refresh(session: Session, case: DunningCase, invoice: Invoice) -> None:
     elif case.end_action == "leave_past_due":
         state, closed_at = CaseState.EXHAUSTED, case.closed_at or now
     if state == case.state and (case.closed_at is not None or closed_at is None):
+        if state == CaseState.RECOVERED:  # a charge of ours recorded late names the channel
+            case.recovered_by = _who_paid(session, invoice.id)
         return
     case.state = state
     case.closed_at = closed_at

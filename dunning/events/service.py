@@ -81,7 +81,7 @@ def _charge(s: Session, p: dict[str, Any], e: ProcessorEvent) -> None:
 
 
 def _upcoming(s: Session, p: dict[str, Any], e: ProcessorEvent) -> None:
-    apply.apply_upcoming(s, _obj(p))
+    apply.apply_upcoming(s, _obj(p), _version(e))
 
 
 HANDLERS: dict[str, Handler] = {

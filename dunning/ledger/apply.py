@@ -52,13 +52,6 @@ def _upsert(session: Session, model: Any, values: dict[str, Any], version: int) 
     )
 
 
-def _patch(session: Session, model: Any, row_id: str, values: dict[str, Any]) -> None:
-    """Set a few fields on a row, creating a bare row if none exists yet."""
-    table = core_table(model)
-    stmt = insert(table).values(id=row_id, **values)
-    session.execute(stmt.on_conflict_do_update(index_elements=[table.c.id], set_=values))
-
-
 def apply_customer(session: Session, obj: so.Obj, version: int, deleted: bool = False) -> None:
     rec = so.read_customer(obj)
     values = {
@@ -131,9 +124,19 @@ def apply_payment_method(
     }
     if detached:
         values.pop("customer_id")
-    if network:
-        values["updated_by_network_at"] = datetime.fromtimestamp(version, tz=UTC)
     _upsert(session, PaymentMethod, values, version)
+    if network:  # a fact of this event type: no newer snapshot of another type drops it
+        table = core_table(PaymentMethod)
+        at = datetime.fromtimestamp(version, tz=UTC)
+        session.execute(
+            update(table)
+            .where(table.c.id == rec.id)
+            .values(
+                updated_by_network_at=func.greatest(
+                    func.coalesce(table.c.updated_by_network_at, at), at
+                )
+            )
+        )
 
 
 def _invoice_may_change(table: Any, new_status: ColumnElement[Any], new_version: Any) -> Any:
@@ -195,23 +198,51 @@ def apply_invoice(session: Session, obj: so.Obj, version: int) -> so.InvoiceReco
 
 
 def record_attempt(session: Session, values: dict[str, Any]) -> None:
-    """Insert a charge attempt or fill in what an earlier event about it did not say."""
+    """Insert a charge attempt or fill in what an earlier event about it did not say.
+
+    Whatever the order events arrive in, the row ends the same: the charge's own time
+    and event (``timed_by_charge``) win over an invoice event's; between two sources of
+    the same rank the smaller event id wins; other facts fill in what is missing.
+    """
     table = core_table(ChargeAttempt)
     stmt = insert(table).values(**values)
+    new, old = stmt.excluded, table.c
     fill: dict[str, Any] = {
-        k: func.coalesce(table.c[k], stmt.excluded[k])
+        k: func.coalesce(old[k], new[k])
         for k in values
-        if k not in ("attempt_key", "attempt_number", "numbered_by_invoice", "outcome")
+        if k
+        not in (
+            "attempt_key",
+            "attempt_number",
+            "numbered_by_invoice",
+            "outcome",
+            "attempted_at",
+            "source_event_id",
+            "timed_by_charge",
+        )
     }
     if values.get("numbered_by_invoice"):
-        fill["attempt_number"] = stmt.excluded.attempt_number
+        fill["attempt_number"] = new.attempt_number
         fill["numbered_by_invoice"] = literal(True)
-    fill["outcome"] = stmt.excluded.outcome
+    fill["outcome"] = new.outcome
+    charge_wins = new.timed_by_charge & ~old.timed_by_charge
+    same_rank = new.timed_by_charge == old.timed_by_charge
+    fill["attempted_at"] = case(
+        (charge_wins, new.attempted_at),
+        (same_rank, func.least(old.attempted_at, new.attempted_at)),
+        else_=old.attempted_at,
+    )
+    fill["source_event_id"] = case(
+        (charge_wins, new.source_event_id),
+        (same_rank, func.least(old.source_event_id, new.source_event_id)),
+        else_=old.source_event_id,
+    )
+    fill["timed_by_charge"] = old.timed_by_charge | new.timed_by_charge
     # Our own channels (retry, customer, card updater) name themselves; the processor's
     # webhook about the same charge never overwrites that.
     fill["triggered_by"] = case(
-        (stmt.excluded.triggered_by != "processor", stmt.excluded.triggered_by),
-        else_=table.c.triggered_by,
+        (new.triggered_by != TriggeredBy.PROCESSOR.value, new.triggered_by),
+        else_=old.triggered_by,
     )
     session.execute(stmt.on_conflict_do_update(index_elements=[table.c.attempt_key], set_=fill))
     invoice_id = values.get("invoice_id")
@@ -257,7 +288,8 @@ def apply_charge(
             succeeded=rec.succeeded,
             triggered_by=triggered_by,
             source_event_id=event_id,
-        ),
+        )
+        | {"timed_by_charge": rec.created is not None},
     )
     return rec
 
@@ -302,14 +334,24 @@ def apply_invoice_state(session: Session, obj: so.Obj, version: int) -> so.Invoi
     return rec
 
 
-def apply_upcoming(session: Session, obj: so.Obj) -> None:
-    """``invoice.upcoming`` carries no invoice id: note the renewal on the subscription."""
+def apply_upcoming(session: Session, obj: so.Obj, version: int) -> None:
+    """``invoice.upcoming`` carries no invoice id: note the renewal on the subscription,
+    unless a newer ``invoice.upcoming`` already did."""
     rec = so.read_invoice({**obj, "id": obj.get("id") or "upcoming"})
-    if rec.subscription_id:
-        renewal = so.ts(obj.get("next_payment_attempt") or obj.get("period_end"))
-        _patch(
-            session,
-            Subscription,
-            rec.subscription_id,
-            {"upcoming_amount": rec.amount_due, "upcoming_at": renewal},
+    if not rec.subscription_id:
+        return
+    renewal = so.ts(obj.get("next_payment_attempt") or obj.get("period_end"))
+    table = core_table(Subscription)
+    values = {
+        "upcoming_amount": rec.amount_due,
+        "upcoming_at": renewal,
+        "upcoming_version": version,
+    }
+    stmt = insert(table).values(id=rec.subscription_id, **values)
+    session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[table.c.id],
+            set_={k: stmt.excluded[k] for k in values},
+            where=func.coalesce(table.c.upcoming_version, -1) <= stmt.excluded.upcoming_version,
         )
+    )

@@ -73,6 +73,7 @@ class Subscription(Base):
     default_payment_method_id: Mapped[str | None] = mapped_column(String(255))
     upcoming_amount: Mapped[int | None] = mapped_column(BigInteger)
     upcoming_at: Mapped[datetime | None]
+    upcoming_version: Mapped[int | None] = mapped_column(BigInteger)  # its event's time
     version: Mapped[int] = mapped_column(BigInteger, server_default="0")
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
 
@@ -160,6 +161,9 @@ class ChargeAttempt(Base):
     subscription_id: Mapped[str | None] = mapped_column(String(255))
     attempt_number: Mapped[int | None] = mapped_column(Integer)
     numbered_by_invoice: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    # The time and source came from the charge itself (charge.*), which wins over an
+    # invoice event's whatever the order.
+    timed_by_charge: Mapped[bool] = mapped_column(Boolean, server_default="false")
     attempted_at: Mapped[datetime]
     amount: Mapped[int | None] = mapped_column(BigInteger)
     currency: Mapped[str | None] = mapped_column(String(3))

@@ -48,7 +48,7 @@ from dunning.notify.senders import (
     sender_from_settings,
 )
 from dunning.scheduler.models import LEASED, ActionKind, ActionStatus, ScheduledAction
-from dunning.scheduler.runner import Finish, Perform, Reschedule, Step, backoff
+from dunning.scheduler.runner import Finish, NoLook, Perform, Reschedule, Step, backoff
 from dunning.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ class Refused:
     error: str
 
 
-class SendEmail:
+class SendEmail(NoLook):
     """``send_email``: one email of a case, a renewal or a card-expiry notice."""
 
     kind = ActionKind.SEND_EMAIL

@@ -188,7 +188,7 @@ def visa_category_1(code: str | None, at: datetime) -> bool:
 
 def _visa_category_1(at: datetime, ctx: CardContext) -> str | None:
     for a in ctx.blocking:
-        if not a.succeeded and ctx.is_visa(a) and visa_category_1(a.network_decline_code, at):
+        if visa_category_1(a.network_decline_code, at) and not a.succeeded and ctx.is_visa(a):
             return (
                 f"Visa category-1 response code {a.network_decline_code} "
                 f"({a.at:%Y-%m-%d}): the issuer will never approve; no reattempt "

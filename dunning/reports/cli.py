@@ -124,7 +124,7 @@ def csv(
     currency: CurrencyOption = None,
     segment: SegmentOption = None,
 ) -> None:
-    """Print one report table as CSV (the same as the API's ``?format=csv``)."""
+    """Print one report table as CSV (the same as the API's ?format=csv)."""
     setup()
     if table not in TABLES:
         typer.echo(f"unknown table {table!r}; one of: {', '.join(TABLES)}", err=True)

@@ -9,6 +9,9 @@ row, so no feature writes it again (docs/architecture.md, "The action runner"):
    to do: canceled, already done), :class:`Reschedule` (not yet: a later ``due_at``)
    or :class:`Perform` (the work, read from the ledger). For ``Perform`` the action
    becomes ``running`` with ``started_attempt`` = this dispatch, and commits.
+   A handler that must read the processor before it decides answers :class:`Look`:
+   the runner commits, calls ``look`` with no transaction open, then takes the lock
+   again, checks the dispatch again and asks ``confirm``, which answers as above.
 2. ``perform`` the effect with no transaction open and no connection held (a processor
    call, an SMTP send). An error in ``handler.transient`` is not final: step 3 asks
    the handler to ``postpone`` (back to ``pending`` with a backoff, or give up).
@@ -59,6 +62,13 @@ class Perform(Generic[W]):
     work: W
 
 
+@dataclass(frozen=True)
+class Look(Generic[W]):
+    """Read the processor first (``look``), then decide again (``confirm``)."""
+
+    work: W
+
+
 Step = Finish | Reschedule | Perform[Any]
 
 
@@ -68,8 +78,18 @@ class ActionHandler(Protocol):
     kind: ActionKind
     transient: tuple[type[Exception], ...]
 
-    def prepare(self, session: Session, action: ScheduledAction, now: datetime) -> Step:
+    def prepare(self, session: Session, action: ScheduledAction, now: datetime) -> Step | Look[Any]:
         """Step 1, under the action's lock."""
+        ...
+
+    def look(self, work: Any) -> Any:
+        """Only after ``Look``: the processor reads, outside any transaction."""
+        ...
+
+    def confirm(
+        self, session: Session, action: ScheduledAction, work: Any, seen: Any, now: datetime
+    ) -> Step:
+        """Only after ``Look``: step 1 again, under the lock, with what ``look`` saw."""
         ...
 
     def perform(self, work: Any) -> Any:
@@ -85,11 +105,23 @@ class ActionHandler(Protocol):
     def postpone(
         self, session: Session, action: ScheduledAction, work: Any, exc: Exception, now: datetime
     ) -> Finish | Reschedule:
-        """A transient failure of ``perform``: try later, or give up."""
+        """A transient failure of ``look`` or ``perform``: try later, or give up."""
         ...
 
 
 Handlers = Mapping[str, ActionHandler]
+
+
+class NoLook:
+    """For handlers whose ``prepare`` never answers :class:`Look`."""
+
+    def look(self, work: Any) -> Any:
+        raise AssertionError("prepare never answers Look")
+
+    def confirm(
+        self, session: Session, action: ScheduledAction, work: Any, seen: Any, now: datetime
+    ) -> Step:
+        raise AssertionError("prepare never answers Look")
 
 
 def backoff(tries: int, cap: timedelta) -> timedelta:
@@ -101,29 +133,65 @@ def run(handlers: Handlers, action_id: int, dispatch: int, now: datetime) -> str
     """Perform one dispatch of an action; safe to call any number of times."""
     with session_scope() as session:
         action = lock(session, action_id)
-        if action is None or action.status not in LEASED:
-            return "skipped: not leased"
-        if action.attempts != dispatch or action.started_attempt == dispatch:
-            return "skipped: stale or duplicate dispatch"
+        refused = _refuse(action, dispatch)
+        if refused or action is None:
+            return refused or "skipped: not leased"
         handler = handlers[action.kind]
-        step = handler.prepare(session, action, now)
-        if not isinstance(step, Perform):
-            return _settle(action, step, now)
-        action.status = ActionStatus.RUNNING
-        action.started_attempt = dispatch
-    try:
-        outcome = handler.perform(step.work)
-    except handler.transient as exc:
+        first = handler.prepare(session, action, now)
+        if isinstance(first, Perform):
+            _start(action, dispatch)
+        elif not isinstance(first, Look):
+            return _settle(action, first, now)
+    assert isinstance(first, Perform | Look)  # the others returned above
+    work = first.work
+    if isinstance(first, Look):
+        try:
+            seen = handler.look(work)
+        except handler.transient as exc:
+            return _postpone(handler, action_id, dispatch, work, exc, now)
         with session_scope() as session:
             action = lock(session, action_id)
-            if action is None or action.status != ActionStatus.RUNNING:
-                return "skipped: settled meanwhile"
-            return _settle(action, handler.postpone(session, action, step.work, exc, now), now)
+            refused = _refuse(action, dispatch)
+            if refused or action is None:
+                return refused or "skipped: not leased"
+            step = handler.confirm(session, action, work, seen, now)
+            if not isinstance(step, Perform):
+                return _settle(action, step, now)
+            _start(action, dispatch)
+            work = step.work
+    try:
+        outcome = handler.perform(work)
+    except handler.transient as exc:
+        return _postpone(handler, action_id, dispatch, work, exc, now)
     with session_scope() as session:
         action = lock(session, action_id)
         if action is None or action.status == ActionStatus.DONE:
             return "skipped: finished by another dispatch"
-        return _settle(action, handler.record(session, action, step.work, outcome, now), now)
+        return _settle(action, handler.record(session, action, work, outcome, now), now)
+
+
+def _refuse(action: ScheduledAction | None, dispatch: int) -> str | None:
+    """Why this dispatch must not run the action, if it must not."""
+    if action is None or action.status not in LEASED:
+        return "skipped: not leased"
+    if action.attempts != dispatch or action.started_attempt == dispatch:
+        return "skipped: stale or duplicate dispatch"
+    return None
+
+
+def _start(action: ScheduledAction, dispatch: int) -> None:
+    action.status = ActionStatus.RUNNING
+    action.started_attempt = dispatch
+
+
+def _postpone(
+    handler: ActionHandler, action_id: int, dispatch: int, work: Any, exc: Exception, now: datetime
+) -> str:
+    with session_scope() as session:
+        action = lock(session, action_id)
+        if action is None or action.status not in LEASED or action.attempts != dispatch:
+            return "skipped: settled meanwhile"
+        return _settle(action, handler.postpone(session, action, work, exc, now), now)
 
 
 def _settle(action: ScheduledAction, step: Finish | Reschedule, now: datetime) -> str:

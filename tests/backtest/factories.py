@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from dunning.backtest.cases import ATTEMPT_DRAWS, EMAIL_DRAWS, Codes, SimCase
 from dunning.backtest.world import State
@@ -40,9 +40,9 @@ def hand_case(
         funded=(),
         updater_at=None,
         email_draws=(1.0,) * EMAIL_DRAWS,
-        email_delays=(timedelta(hours=1),) * EMAIL_DRAWS,
+        email_delays=(1 / 24,) * EMAIL_DRAWS,
         action_draw=1.0,
-        action_delay=timedelta(hours=1),
+        action_delay=1 / 24,
         attempt_draws=(approve,) * ATTEMPT_DRAWS,
         seed="hand",
     )

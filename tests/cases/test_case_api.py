@@ -88,9 +88,12 @@ def test_pause_resume_and_write_off(web: WebServer, keys: dict[str, str]) -> Non
     assert pending() == [f"case:{case_id}:retry:2"]
     assert ops.post(f"/api/cases/{case_id}/pause").status_code == 200
     assert pending() == [] and case_row("in_p")["paused"] is True
-    assert ops.post(f"/api/cases/{case_id}/retry-now").status_code == 200  # ops may override
-    assert ops.post(f"/api/cases/{case_id}/pause").status_code == 200
+    refused = ops.post(f"/api/cases/{case_id}/retry-now")  # a paused case is not charged
+    assert refused.status_code == 409 and "paused" in refused.json()["detail"]
+    again = ops.post(f"/api/cases/{case_id}/pause")
+    assert again.status_code == 409 and "already paused" in again.json()["detail"]
     assert ops.post(f"/api/cases/{case_id}/resume").status_code == 200
+    assert ops.post(f"/api/cases/{case_id}/resume").status_code == 409  # not paused
     assert pending() == [f"case:{case_id}:retry:2"]
     assert ops.post(f"/api/cases/{case_id}/write-off").status_code == 200
     assert pending() == [f"case:{case_id}:write-off"]
@@ -99,13 +102,9 @@ def test_pause_resume_and_write_off(web: WebServer, keys: dict[str, str]) -> Non
         for r in rows("SELECT action FROM audit_log ORDER BY id")
         if r["action"].startswith("case.")
     ]
-    assert actions == [
-        "case.pause",
-        "case.retry_now",
-        "case.pause",
-        "case.resume",
-        "case.write_off",
-    ]
+    assert actions == ["case.pause", "case.resume", "case.write_off"]
+    second = ops.post(f"/api/cases/{case_id}/write-off")  # before the worker ran the first
+    assert second.status_code == 409 and "already being written off" in second.json()["detail"]
 
 
 def test_a_processor_retry_already_planned_is_not_doubled(clean_db: None) -> None:

@@ -48,3 +48,36 @@ def test_timestamps_outside_the_tolerance_are_refused() -> None:
     with pytest.raises(SignatureError, match="tolerance"):
         verify(BODY, sign(BODY, "whsec_a", stale), ["whsec_a"], tolerance=300)
     verify(BODY, sign(BODY, "whsec_a", stale + 2), ["whsec_a"], tolerance=300)
+
+
+def test_each_rotation_secret_is_checked_by_the_stripe_sdk(monkeypatch: pytest.MonkeyPatch) -> None:
+    checked: list[str] = []
+    sdk_verify = stripe.WebhookSignature.verify_header
+
+    def spy(payload: str, header: str, secret: str, tolerance: int | None = None) -> bool:
+        checked.append(secret)
+        return bool(sdk_verify(payload, header, secret, tolerance))
+
+    monkeypatch.setattr(stripe.WebhookSignature, "verify_header", spy)
+    verify(BODY, sign(BODY, "whsec_old"), ["whsec_new", "whsec_old"])
+    assert checked == ["whsec_new", "whsec_old"]
+
+
+@pytest.mark.parametrize("extra", ["t=1,v1=\u00e9", "v1=\u00ff\u00fe", "\x80"])
+def test_non_ascii_headers_are_refused_not_crashed_on(extra: str) -> None:
+    for header in (extra, f"{sign(BODY, 'whsec_a')},{extra}"):
+        with pytest.raises(SignatureError, match="ASCII"):
+            verify(BODY, header, ["whsec_a"])
+
+
+def test_timestamps_too_far_in_the_future_are_refused() -> None:
+    ahead = int(time.time()) + 301
+    with pytest.raises(SignatureError, match="tolerance"):
+        verify(BODY, sign(BODY, "whsec_a", ahead), ["whsec_a"], tolerance=300)
+    verify(BODY, sign(BODY, "whsec_a", ahead - 5), ["whsec_a"], tolerance=300)
+
+
+def test_a_body_that_is_not_utf8_is_refused() -> None:
+    body = b'{"id": "evt_\xff"}'
+    with pytest.raises(SignatureError, match="UTF-8"):
+        verify(body, sign(body, "whsec_a"), ["whsec_a"])

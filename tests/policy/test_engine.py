@@ -50,11 +50,12 @@ ROWS = [
         [failed("2025-05-30T10:00", "processing_error"),
          failed("2025-06-02T08:00", "try_again_later")], "2025-06-02T08:00",
         K.RETRY, "2025-06-03T09:00", C.TEMPORARY, reason="retry 2 of this class"),
-    Row("do-not-honor-first-is-temporary", [failed("2025-06-02T08:00", "do_not_honor")],
-        "2025-06-02T08:00", K.RETRY, "2025-06-02T14:00", C.TEMPORARY),
-    Row("do-not-honor-repeated-is-hard",
-        [failed("2025-05-30T10:00", "do_not_honor"), failed(MON, "do_not_honor")], MON,
-        K.WAIT_FOR_CARD, "2025-06-20T10:00", C.HARD),
+    Row("do-not-honor-is-unknown", [failed("2025-06-02T08:00", "do_not_honor")],
+        "2025-06-02T08:00", K.RETRY, "2025-06-03T09:00", C.UNKNOWN),
+    Row("do-not-honor-repeated-stays-unknown",
+        [failed("2025-05-30T10:00", "do_not_honor", network_decline_code="05"),
+         failed(MON, "do_not_honor", network_decline_code="05")], MON,
+        K.RETRY, "2025-06-03T12:00", C.UNKNOWN, reason="retry 2 of this class"),
     Row("generic-decline-repeated-is-unknown",
         [failed("2025-05-30T10:00", "generic_decline"), failed(MON, "generic_decline")], MON,
         K.RETRY, "2025-06-03T12:00", C.UNKNOWN),
@@ -133,9 +134,22 @@ ROWS = [
     Row("never-in-the-past", [failed("2025-06-01T10:00", "processing_error")],
         "2025-06-02T12:30:20", K.RETRY, "2025-06-02T12:31", C.TEMPORARY),
     # --- limits ----------------------------------------------------------------------------
-    Row("max-attempts-gives-up",
+    Row("max-attempts-waits-for-a-new-card",
         [failed(f"2025-06-02T0{h}:00", "processing_error") for h in range(8)], MON,
-        K.GIVE_UP, MON, C.TEMPORARY, reason="8 attempts"),
+        K.WAIT_FOR_CARD, "2025-06-23T00:00", C.TEMPORARY, reason="no more retries of this card"),
+    Row("max-attempts-new-card-still-retried",
+        [failed(f"2025-06-02T0{h}:00", "processing_error") for h in range(8)], MON,
+        K.RETRY, MON, C.TEMPORARY, kwargs={"card_updated_at": utc("2025-06-02T11:00")},
+        reason="new card"),
+    # --- the never-retry rules bind the card that got them -----------------------------
+    Row("customer-card-failed-once-is-retried-later",
+        [failed("2025-05-30T10:00", "stolen_card", network_decline_code="43"),
+         failed(MON, "generic_decline", card_fingerprint="fp_2", merchant_initiated=False)],
+        MON, K.RETRY, "2025-06-03T12:00", C.UNKNOWN),
+    Row("same-card-stays-blocked",
+        [failed("2025-05-30T10:00", "stolen_card", network_decline_code="43"),
+         failed(MON, "generic_decline")], MON, K.WAIT_FOR_CARD, "2025-06-20T10:00", C.UNKNOWN,
+        reason="Visa category-1"),
     Row("max-days-gives-up",
         [failed("2025-05-10T12:00", "processing_error"), failed(MON, "processing_error")], MON,
         K.GIVE_UP, MON, C.TEMPORARY, reason="21 days"),
@@ -208,11 +222,18 @@ def test_decide_table(row: Row) -> None:
 
 
 def test_give_up_uses_policy_end_action() -> None:
-    policy = make_policy({"end_action": "leave_past_due", "limits": {"max_attempts": 1}})
-    decision = decide(policy, [failed(MON, "processing_error")], now=utc(MON), time_zone="UTC")
+    policy = make_policy(
+        {
+            "end_action": "leave_past_due",
+            "limits": {"max_days": 1},
+            "final_notice_days_before_end": 0,
+        }
+    )
+    later = utc("2025-06-03T12:00")
+    decision = decide(policy, [failed(MON, "processing_error")], now=later, time_zone="UTC")
     assert decision.kind is K.GIVE_UP
     assert decision.end_action is EndAction.LEAVE_PAST_DUE
-    assert decision.at == utc(MON)
+    assert decision.at == later
 
 
 def test_same_inputs_same_output() -> None:

@@ -79,8 +79,14 @@ def network_violations(
     def brand_of(a: Attempt) -> str | None:
         return a.card_brand or brand
 
-    # Never-retry codes, on the card now on file (a new card lifts them).
-    on_current_card = [a for a in history if card_updated_at is None or a.at > card_updated_at]
+    # Never-retry codes, on the card now on file: not one put on file since (a new card
+    # lifts them), nor another card the case used (another fingerprint).
+    on_current_card = [
+        a
+        for a in history
+        if (card_updated_at is None or a.at > card_updated_at)
+        and (last.card_fingerprint is None or a.card_fingerprint in (None, last.card_fingerprint))
+    ]
     for a in {*on_current_card, *card_history}:
         if a.succeeded:
             continue
@@ -139,6 +145,7 @@ def policy_violations(
     now: datetime,
     time_zone: str,
     account_time_zone: str = "UTC",
+    card_updated_at: datetime | None = None,
 ) -> list[str]:
     """Ways the decision disobeys the policy's own limits and calendar."""
     problems: list[str] = []
@@ -147,8 +154,10 @@ def policy_violations(
     deadline = first_failure.at + timedelta(days=policy.limits.max_days)
     if decision.attempt_number != len(history) + 1:
         problems.append("attempt_number is not len(history) + 1")
-    if len(history) >= policy.limits.max_attempts and decision.kind is not DecisionKind.GIVE_UP:
-        problems.append("max_attempts reached without giving up")
+    new_card = card_updated_at is not None and card_updated_at > ordered[-1].at
+    used_up = len(history) >= policy.limits.max_attempts
+    if used_up and decision.kind is DecisionKind.RETRY and not new_card:
+        problems.append("max_attempts reached and still retrying the same card")  # a new card may
     if now >= deadline and decision.kind is not DecisionKind.GIVE_UP:
         problems.append("max_days reached without giving up")
     if decision.kind is DecisionKind.GIVE_UP:
@@ -333,7 +342,7 @@ def attempts(
         advice_code=sometimes(rare, advice_codes),
         network_advice_code=sometimes(rare * 2, macs),
         card_brand=st.sampled_from([brand, brand, brand, None]),
-        card_fingerprint=st.just("fp"),
+        card_fingerprint=st.sampled_from(["fp", "fp", "fp", "fp_new", None]),
         merchant_initiated=st.sampled_from([True] * 5 + [False]),
     )
 
@@ -463,6 +472,7 @@ def test_decide_never_breaks_a_network_rule(s: Scenario) -> None:
         now=s.now,
         time_zone=s.time_zone,
         account_time_zone=s.account_time_zone,
+        card_updated_at=s.card_updated_at,
     ), decision
     if decision.kind is DecisionKind.RETRY and s.processor_retry_at is not None:
         assert decision.at is not None

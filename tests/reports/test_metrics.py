@@ -142,14 +142,14 @@ def _counts(rows: list[Any], currency: str = "usd") -> dict[str, tuple[int, int,
     }
 
 
-def test_breakdown_by_decline_class_uses_the_latest_decision(conn: Connection) -> None:
+def test_breakdown_by_decline_class_uses_the_class_of_the_last_failure(conn: Connection) -> None:
     rows = breakdown(conn, OCTOBER, "decline_class")
     assert _counts(rows) == {
         "insufficient_funds": (4, 3, 2),  # c1, c6 (open), c7 (latest with a class), c9
         "hard": (2, 2, 1),  # c2 (temporary, then hard), c5
         "card_data": (2, 2, 2),  # c3, c4
         "temporary": (1, 1, 0),  # c8
-        "unknown": (1, 1, 0),  # c15: no decision
+        "unknown": (1, 1, 0),  # c15: no class recorded
     }
     assert sum(r.cases_opened for r in rows if r.currency == "usd") == 10  # c7 once
     hard = next(r for r in rows if r.value == "hard")

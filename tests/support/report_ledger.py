@@ -187,9 +187,14 @@ _CASE_COLUMNS = (
 
 def _cases() -> list[dict[str, Any]]:
     rows = []
+    latest_class: dict[int, str] = {}  # the class of each case's last failure
+    for case, _, cls in sorted(_DECISION_CLASSES, key=lambda d: d[1]):
+        if cls is not None:
+            latest_class[case] = cls
     for values in CASES:
         row = dict(zip(_CASE_COLUMNS, values, strict=True))
         row["policy_version"] = 1
+        row["decline_class"] = latest_class.get(row["id"])
         rows.append(row)
     return rows
 
@@ -308,27 +313,29 @@ def _attempts() -> list[dict[str, Any]]:
     return out
 
 
+_DECISION_CLASSES: list[tuple[int, datetime, str | None]] = [
+    (1, at(10, 2), "insufficient_funds"),
+    (2, at(10, 5), "temporary"),
+    (2, at(10, 6), "hard"),  # the latest decides: hard
+    (3, at(10, 10), "card_data"),
+    (4, at(10, 12), "card_data"),
+    (5, at(10, 15), "hard"),
+    (6, at(10, 20), "insufficient_funds"),
+    (7, at(10, 3), "hard"),
+    (7, at(10, 5), "insufficient_funds"),
+    (7, at(10, 7), None),  # a decision without a class does not count
+    (8, at(10, 1, 6), "temporary"),
+    (9, at(10, 18), "insufficient_funds"),
+    (10, at(10, 6), "insufficient_funds"),
+    (11, at(10, 8), "insufficient_funds"),
+]
+
+
 def _decisions() -> list[dict[str, Any]]:
-    classes: list[tuple[int, datetime, str | None]] = [
-        (1, at(10, 2), "insufficient_funds"),
-        (2, at(10, 5), "temporary"),
-        (2, at(10, 6), "hard"),  # the latest decides: hard
-        (3, at(10, 10), "card_data"),
-        (4, at(10, 12), "card_data"),
-        (5, at(10, 15), "hard"),
-        (6, at(10, 20), "insufficient_funds"),
-        (7, at(10, 3), "hard"),
-        (7, at(10, 5), "insufficient_funds"),
-        (7, at(10, 7), None),  # a decision without a class does not count
-        (8, at(10, 1, 6), "temporary"),
-        (9, at(10, 18), "insufficient_funds"),
-        (10, at(10, 6), "insufficient_funds"),
-        (11, at(10, 8), "insufficient_funds"),
-    ]
     return [
         {"case_id": case, "decided_at": when, "kind": "retry", "attempt_number": 1,
          "decline_class": cls, "reason": "test"}
-        for case, when, cls in classes
+        for case, when, cls in _DECISION_CLASSES
     ]  # fmt: skip
 
 

@@ -20,9 +20,7 @@ from dunning.reports.schemas import ArmRow, ArmStatus, BreakdownRow, Filters, Fu
 from dunning.reports.stats import ratio, wilson_interval
 
 DIMENSIONS: Mapping[str, str] = {
-    "decline_class": """(SELECT d.decline_class FROM case_decisions d
-        WHERE d.case_id = c.id AND d.decline_class IS NOT NULL
-        ORDER BY d.decided_at DESC, d.id DESC LIMIT 1)""",
+    "decline_class": "c.decline_class",  # the class of the case's last failure
     "decline_code": """(SELECT coalesce(a.decline_code, a.failure_code) FROM charge_attempts a
         WHERE a.invoice_id = c.invoice_id AND a.outcome = 'failed'
         ORDER BY a.attempted_at, a.id LIMIT 1)""",
