@@ -19,7 +19,7 @@ import tomllib
 from typing import Any
 
 from dunning.backtest.cases import draw_cases
-from dunning.backtest.deciders import EngineDecider, baselines
+from dunning.backtest.deciders import Decider, EngineDecider, baselines
 from dunning.backtest.report import Summary
 from dunning.backtest.runner import run_world
 from dunning.backtest.service import SHIPPED_DEFAULT
@@ -40,7 +40,7 @@ STEPS: list[tuple[str, dict[str, Any]]] = [
             "limits": {"max_attempts": 8, "max_days": 21},
             "classes": {
                 "insufficient_funds": {"action": "retry", "payday": True, "backoff_hours": [24]},
-                "unknown": {"action": "retry", "backoff_hours": [24, 72, 120]},
+                "unknown": {"action": "retry", "payday": False, "backoff_hours": [24, 72, 120]},
             },
             "email_steps": _V1_EMAILS,
         },
@@ -105,7 +105,7 @@ def main() -> None:
     cases = draw_cases(world, args.cases, args.seed)
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     print(f"{'draw cases':<24} wall {wall:6.2f} s  cpu {cpu:6.2f} s")
-    deciders = [EngineDecider(load_policy(SHIPPED_DEFAULT)), *baselines()]
+    deciders: list[Decider] = [EngineDecider(load_policy(SHIPPED_DEFAULT)), *baselines()]
     for decider in deciders:
         w0, c0 = time.perf_counter(), time.process_time()
         summary = Summary(decider.name)

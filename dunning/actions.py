@@ -17,7 +17,7 @@ from dunning.cases.retry import EndCase, RetryCharge
 from dunning.notify.delivery import SendEmail
 from dunning.processors.stripe_adapter import ProcessorNotConfigured, StripeAdapter
 from dunning.scheduler import runner
-from dunning.scheduler.models import ActionKind, ScheduledAction
+from dunning.scheduler.models import ActionKind, ActionStatus, ScheduledAction
 from dunning.scheduler.runner import NoLook
 from dunning.settings import Settings, get_settings
 
@@ -45,6 +45,11 @@ class _NoProcessor(NoLook):
         self, session: Session, action: ScheduledAction, work: Any, exc: Exception, now: datetime
     ) -> runner.Finish | runner.Reschedule:
         raise AssertionError("never prepared")
+
+    def abandon(
+        self, session: Session, action: ScheduledAction, now: datetime
+    ) -> runner.Finish | runner.Reschedule:
+        return runner.Finish(ActionStatus.FAILED, "failed: DUNNING_STRIPE_API_KEY is not set")
 
 
 def handlers(adapter: StripeAdapter | None, settings: Settings) -> dict[str, runner.ActionHandler]:

@@ -119,7 +119,8 @@ def _customers(
             Notification.case_id.in_(case_ids), Notification.sent_at.is_not(None)
         )
     ).all():
-        emails.setdefault(case_id, []).append(sent)
+        if case_id is not None and sent is not None:
+            emails.setdefault(case_id, []).append(sent)
     out = base.customers.model_dump()
     share = sum(1 for case, _ in pairs if case.invoice_id in paid_by_customer) / len(pairs)
     sent_per_case = statistics.mean(len(emails.get(i, [])) for i in case_ids) if emails else 4
@@ -149,8 +150,8 @@ def _updater(
             PaymentMethod.updated_by_network_at.is_not(None),
         )
     ).all():
-        case = customers[customer_id]
-        if at > case.opened_at:
+        case = customers.get(customer_id or "")
+        if case is not None and at is not None and at > case.opened_at:
             refreshed.append((at - case.opened_at).total_seconds() / 86400)
     out = base.card_updater.model_dump()
     expired = sum(1 for _, a in pairs if (a.decline_code or "") == "expired_card")

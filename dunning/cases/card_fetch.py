@@ -111,3 +111,8 @@ class FetchCard(NoLook):
         if action.attempts >= MAX_TRIES:
             return Finish(ActionStatus.FAILED, f"failed: processor unavailable: {exc}")
         return Reschedule(now + backoff(action.attempts, timedelta(minutes=30)), str(exc))
+
+    def abandon(
+        self, session: Session, action: ScheduledAction, now: datetime
+    ) -> Finish | Reschedule:
+        return Finish(ActionStatus.FAILED, "failed: its workers kept dying")

@@ -46,6 +46,7 @@ from dunning.scheduler.runner import Finish, Look, NoLook, Perform, Reschedule, 
 _RUN_WINDOW = timedelta(minutes=5)
 MAX_TRANSIENT_TRIES = 8
 _MAX_BACKOFF = timedelta(hours=4)
+ABANDONED_RETRY_AFTER = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -190,6 +191,13 @@ class RetryCharge:
     ) -> Finish | Reschedule:
         return _postpone(action, exc, now)
 
+    def abandon(
+        self, session: Session, action: ScheduledAction, now: datetime
+    ) -> Finish | Reschedule:
+        """Workers keep dying on it: try again in a day (the next dispatch first checks
+        whether a lost one charged)."""
+        return Reschedule(now + ABANDONED_RETRY_AFTER, "its workers kept dying; retrying later")
+
     @staticmethod
     def _record(session: Session, work: ChargeWork, result: PayResult, now: datetime) -> None:
         cases.record_charge(
@@ -254,3 +262,8 @@ class EndCase(NoLook):
         now: datetime,
     ) -> Finish | Reschedule:
         return _postpone(action, exc, now)
+
+    def abandon(
+        self, session: Session, action: ScheduledAction, now: datetime
+    ) -> Finish | Reschedule:
+        return Reschedule(now + timedelta(hours=1), "its workers kept dying; retrying later")

@@ -50,7 +50,8 @@ class GroupCommitter:
     """Batches event inserts from concurrent requests."""
 
     deadline_seconds: float = 8.0
-    """How long a request waits for its commit; Stripe gives up on a delivery at 10 s."""
+    """How long a request waits for its commit: the 503 must come before the processor's
+    own delivery timeout, so the delivery is retried rather than left in doubt."""
     connect_timeout: int = 3
 
     def __init__(self, dsn: str, *, max_batch: int = 256, writers: int = 2) -> None:

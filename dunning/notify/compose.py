@@ -37,6 +37,11 @@ END_ACTION_WORDING = {
     "leave_past_due": "mark_unpaid",
 }
 _NO_LAST4 = "••••"
+_MAY_HAVE_REACHED = (
+    NotificationStatus.SENT,
+    NotificationStatus.CLAIMED,
+    NotificationStatus.UNKNOWN,
+)
 
 
 class NotNeeded(Exception):
@@ -168,7 +173,15 @@ def _check_case_state(session: Session, case: DunningCase, step: object) -> None
             .select_from(Notification)
             .where(
                 Notification.case_id == case.id,
-                Notification.status == NotificationStatus.SENT,
+                # A claimed or unknown one may have reached the customer (its worker
+                # died mid-send): owing them a thank-you beats owing them silence.
+                Notification.status.in_(
+                    (
+                        NotificationStatus.SENT,
+                        NotificationStatus.CLAIMED,
+                        NotificationStatus.UNKNOWN,
+                    )
+                ),
                 Notification.template != "payment_recovered",
             )
         )

@@ -29,7 +29,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -102,6 +102,8 @@ class SendEmail(NoLook):
         try:
             composed = compose(session, action.payload, now, settings)
         except NotNeeded as exc:
+            if action.started_attempt is not None:  # a lost dispatch may have sent it
+                _mark_unknown(session, action.dedupe_key)
             return Finish(ActionStatus.CANCELED, f"canceled: {exc}")
         except Undeliverable as exc:
             return _failed_before_send(session, action, None, str(exc))
@@ -157,6 +159,13 @@ class SendEmail(NoLook):
         notification.sent_at = now
         notification.error = None
         return Finish(ActionStatus.DONE, "sent")
+
+    def abandon(
+        self, session: Session, action: ScheduledAction, now: datetime
+    ) -> Finish | Reschedule:
+        """Workers keep dying on it (perhaps after the send): its outcome is unknown."""
+        _mark_unknown(session, action.dedupe_key)
+        return Finish(ActionStatus.FAILED, "failed: its workers kept dying; outcome unknown")
 
     def postpone(
         self,
@@ -263,6 +272,15 @@ def _failed_before_send(
         notification.status = NotificationStatus.FAILED
         notification.error = error
     return Finish(ActionStatus.FAILED, f"failed: {error}")
+
+
+def _mark_unknown(session: Session, key: str) -> None:
+    """A claimed notification whose send may have happened: say so, not "claimed"."""
+    session.execute(
+        update(Notification)
+        .where(Notification.dedupe_key == key, Notification.status == NotificationStatus.CLAIMED)
+        .values(status=NotificationStatus.UNKNOWN, error="the worker died mid-send")
+    )
 
 
 def _lock_notification(session: Session, notification_id: int) -> Notification:

@@ -14,12 +14,13 @@ from dunning.db import Base
 
 
 class NotificationStatus(StrEnum):
-    """claimed (row written before the send) -> sent | failed | skipped."""
+    """claimed (row written before the send) -> sent | failed | skipped | unknown."""
 
     CLAIMED = "claimed"
     SENT = "sent"
     FAILED = "failed"
     SKIPPED = "skipped"
+    UNKNOWN = "unknown"  # its worker died mid-send and the case no longer needs it
 
 
 class NotificationKind(StrEnum):

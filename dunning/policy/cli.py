@@ -18,9 +18,10 @@ from dunning.policy import activation, preview_request
 from dunning.policy.activation import Activation
 from dunning.policy.errors import PolicyStoreError
 from dunning.policy.models import PolicyError, parse_policy
-from dunning.policy.records import Decision
+from dunning.policy.schedule_view import Row, RowKind, local, timeline
 from dunning.policy.store import apply_policy
 from dunning.policy.versions import get_policy, list_policies
+from dunning.settings import get_settings
 from dunning.startup import setup
 from dunning.timezones import parse_zone
 
@@ -141,15 +142,19 @@ def _parse_time(value: str | None) -> datetime | None:
         raise typer.BadParameter(f"{value!r} is not an ISO time like 2025-03-03T09:30Z") from None
 
 
-def _print_schedule(decisions: list[Decision], tz: str) -> None:
+def _print_timeline(rows: list[Row], tz: str) -> None:
+    """One row per step in time order: ``#`` is the attempt a retry makes."""
+    zone = parse_zone(tz)
     local_header = f"customer time ({tz})"
     width = max(len(local_header), 24) + 2
-    typer.echo(f"\n{'#':>3}  {'decision':<16} {local_header:<{width}} UTC")
-    for d in decisions:
-        local = _when(d.at, tz) if d.at else "-"
-        utc = f"{d.at.astimezone(UTC):%Y-%m-%d %H:%M}" if d.at else "-"
-        typer.echo(f"{d.attempt_number:>3}  {d.kind.value:<16} {local:<{width}} {utc}")
-        typer.echo(f"{'':>5}{d.reason}")
+    typer.echo(f"\n{'#':>3}  {'step':<16} {local_header:<{width}} UTC")
+    for r in rows:
+        number = "-" if r.attempt_number is None else str(r.attempt_number)
+        utc = f"{r.at.astimezone(UTC):%Y-%m-%d %H:%M}"
+        typer.echo(f"{number:>3}  {r.kind.value:<16} {local(r.at, zone):<{width}} {utc}")
+        typer.echo(f"{'':>5}{r.what}")
+        if r.reason and r.kind is not RowKind.GIVE_UP:
+            typer.echo(f"{'':>5}why: {r.reason}")
 
 
 @policy_app.command("preview")
@@ -175,7 +180,8 @@ def preview(
         str | None, typer.Option(help="ISO time of Stripe's own retry of the invoice, if any")
     ] = None,
 ) -> None:
-    """The schedule a policy would follow after one failure, in the customer's time."""
+    """The retries, waits and emails a policy would follow after one failure, in the
+    customer's time."""
     when = _parse_time(failed_at)
     processor_retry = _parse_time(processor_retry_at)
     failure = preview_request.Hypothetical(
@@ -212,4 +218,13 @@ def preview(
         f"first failure {_when(failure.failed_at, time_zone)} "
         f"({failure.failed_at:%Y-%m-%d %H:%M} UTC), class {decisions[0].decline_class}"
     )
-    _print_schedule(decisions, time_zone)
+    settings = get_settings()
+    hours = (settings.email_hours_start, settings.email_hours_end)
+    typer.echo(
+        f"emails go out between {hours[0]:02d}:00 and {hours[1]:02d}:00 customer time, "
+        "none after the case ends"
+    )
+    rows = timeline(
+        policy, decisions, failed_at=failure.failed_at, tz=parse_zone(time_zone), email_hours=hours
+    )
+    _print_timeline(rows, time_zone)

@@ -23,7 +23,9 @@ from dunning.policy.activation import Activation, PolicyStatus
 from dunning.policy.errors import PolicyStoreError
 from dunning.policy.models import Policy, PolicyError
 from dunning.policy.records import Decision
+from dunning.policy.schedule_view import Row, timeline
 from dunning.policy.versions import StoredPolicy
+from dunning.settings import Settings
 from dunning.timezones import parse_zone
 
 router = APIRouter(prefix="/api/policies", tags=["policies"])
@@ -115,12 +117,28 @@ class DecisionOut(BaseModel):
     end_action: str | None
 
 
+class TimelineRowOut(BaseModel):
+    """One step after the failure: a retry, a wait, the end of the case, or an email."""
+
+    kind: str = Field(description="retry, wait_for_card, customer_action, give_up or email")
+    at_utc: datetime = Field(description="when it happens (a wait: when it starts)")
+    at_local: datetime = Field(description="the same instant in the customer's zone")
+    what: str = Field(description="what happens, in words")
+    reason: str | None = Field(description="the engine's reason, for retries, waits and the end")
+    attempt_number: int | None = Field(description="a retry: the attempt it makes")
+    template: str | None = Field(description="an email: its template")
+    until_utc: datetime | None = Field(description="a wait: the case's deadline")
+
+
 class PreviewOut(BaseModel):
     policy: PolicyRef
     time_zone: str
     failed_at_utc: datetime
     failed_at_local: datetime
-    decisions: list[DecisionOut]
+    decisions: list[DecisionOut] = Field(description="the engine's decisions, as it made them")
+    timeline: list[TimelineRowOut] = Field(
+        description="retries, waits, the end and the emails in time order, one row per step"
+    )
 
 
 @contextmanager
@@ -271,9 +289,23 @@ def _decision(d: Decision, tz: tzinfo) -> DecisionOut:
     )
 
 
+def _row(r: Row, tz: tzinfo) -> TimelineRowOut:
+    return TimelineRowOut(
+        kind=r.kind.value,
+        at_utc=r.at,
+        at_local=r.at.astimezone(tz),
+        what=r.what,
+        reason=r.reason,
+        attempt_number=r.attempt_number,
+        template=r.template,
+        until_utc=r.until,
+    )
+
+
 @router.post("/preview")
-def preview_policy(body: PreviewIn, actor: ReaderActor) -> PreviewOut:
-    """The schedule a policy would follow after this failure, every retry failing alike."""
+def preview_policy(body: PreviewIn, actor: ReaderActor, request: Request) -> PreviewOut:
+    """The schedule a policy would follow after this failure, every retry failing alike:
+    retries, waits, the end of the case and the emails, on one time line."""
     failed_at = preview_request.as_utc(body.failed_at or datetime.now(UTC))
     failure = preview_request.Hypothetical(
         **body.model_dump(exclude={"name", "version", "source", "failed_at"}), failed_at=failed_at
@@ -284,6 +316,14 @@ def preview_policy(body: PreviewIn, actor: ReaderActor) -> PreviewOut:
         )
         decisions = preview_request.preview(policy, failure)
     tz = parse_zone(body.time_zone)  # checked by preview(): 422 when unknown
+    settings: Settings = request.app.state.settings
+    rows = timeline(
+        policy,
+        decisions,
+        failed_at=failed_at,
+        tz=tz,
+        email_hours=(settings.email_hours_start, settings.email_hours_end),
+    )
     return PreviewOut(
         policy=PolicyRef(
             id=None if stored is None else stored.id, name=policy.name, version=policy.version
@@ -292,4 +332,5 @@ def preview_policy(body: PreviewIn, actor: ReaderActor) -> PreviewOut:
         failed_at_utc=failed_at,
         failed_at_local=failed_at.astimezone(tz),
         decisions=[_decision(d, tz) for d in decisions],
+        timeline=[_row(r, tz) for r in rows],
     )

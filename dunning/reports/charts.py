@@ -1,11 +1,13 @@
 """Charts as inline SVG, drawn on the server: no JavaScript, no CDN, works offline.
 
 Each function returns the ``<svg>`` element as ``Markup``; every label is escaped. The
-``data-chart`` attribute names the chart (the end-to-end test looks for each one).
+``data-chart`` attribute names the chart (the end-to-end test looks for each one). A chart
+with nothing to draw says so in one line instead of drawing axes around nothing.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -14,6 +16,9 @@ from markupsafe import Markup, escape
 PALETTE = ("#2563eb", "#16a34a", "#dc2626", "#9333ea", "#ea580c", "#0891b2", "#4b5563")
 WIDTH, HEIGHT = 640, 280
 LEFT, RIGHT, TOP, BOTTOM = 64, 16, 36, 56
+
+EMPTY_HEIGHT = 64
+NO_DATA = "no data in this period"
 
 Format = Callable[[float], str]
 
@@ -32,15 +37,20 @@ class Series:
     values: Sequence[float | None]
 
 
-def _nice_max(value: float) -> float:
-    """A round axis maximum at or above ``value``."""
-    if value <= 0:
-        return 1.0
-    magnitude = 10 ** (len(str(int(value))) - 1) if value >= 1 else 0.1
-    for step in (1, 2, 2.5, 5, 10):
-        if value <= step * magnitude:
-            return float(step * magnitude)
-    return float(10 * magnitude)
+def ticks(top: float, fixed: bool = False) -> list[float]:
+    """Axis values from 0 to at least ``top`` in round steps (1, 2 or 5 times a power of
+    ten, never below 1: counts and minor units are whole numbers, so an axis never reads
+    0, 0, 1, 1, 1). ``fixed``: ``top`` is the axis maximum (a rate's 100 %), in quarters."""
+    if fixed:
+        return [top * i / 4 for i in range(5)]
+    step = next(m * 10**k for k in range(19) for m in (1, 2, 5) if m * 10**k * 4 >= top)
+    return [float(step * i) for i in range(max(1, math.ceil(top / step)) + 1)]
+
+
+def _has_data(values: Sequence[float | None], fixed: bool) -> bool:
+    """Something to draw: a value, and on a data-scaled axis one that is not zero."""
+    present = [v for v in values if v is not None]
+    return bool(present) and (fixed or any(v > 0 for v in present))
 
 
 def _open(name: str, title: str, height: int = HEIGHT) -> list[str]:
@@ -54,19 +64,18 @@ def _open(name: str, title: str, height: int = HEIGHT) -> list[str]:
 
 
 def _empty(name: str, title: str) -> Markup:
-    parts = _open(name, title)
-    parts.append(
-        f'<text x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle" class="muted">'
-        "no data for this period</text></svg>"
-    )
+    """The title and one plain line: no axes, no zero labels."""
+    parts = _open(name, title, EMPTY_HEIGHT)
+    parts[0] = parts[0].replace('class="chart"', 'class="chart empty" data-empty="true"')
+    parts.append(f'<text x="{LEFT}" y="46" class="muted">{NO_DATA}</text></svg>')
     return Markup("".join(parts))
 
 
-def _y_axis(parts: list[str], y_max: float, fmt: Format, height: int = HEIGHT) -> None:
+def _y_axis(parts: list[str], values: Sequence[float], fmt: Format, height: int = HEIGHT) -> None:
     plot_h = height - TOP - BOTTOM
-    for i in range(5):
-        value = y_max * i / 4
-        y = height - BOTTOM - plot_h * i / 4
+    top = values[-1]
+    for value in values:
+        y = height - BOTTOM - plot_h * value / top
         parts.append(
             f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
             f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" class="axis">'
@@ -120,11 +129,12 @@ def line_chart(
 ) -> Markup:
     """Lines over categories (months); a missing value breaks the line."""
     values = [v for s in series for v in s.values if v is not None]
-    if not labels or not values:
+    if not labels or not _has_data(values, y_max is not None):
         return _empty(name, title)
-    top = y_max if y_max is not None else _nice_max(max(values))
+    axis = ticks(y_max if y_max is not None else max(values), fixed=y_max is not None)
+    top = axis[-1]
     parts = _open(name, title)
-    _y_axis(parts, top, fmt)
+    _y_axis(parts, axis, fmt)
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     step = plot_w / len(labels)
     centres = [LEFT + step * (i + 0.5) for i in range(len(labels))]
@@ -167,11 +177,12 @@ def bar_chart(
 ) -> Markup:
     """Vertical bars, grouped when there are several series; ``notes`` go under labels."""
     values = [v for s in series for v in s.values if v is not None]
-    if not labels or not values:
+    if not labels or not _has_data(values, y_max is not None):
         return _empty(name, title)
-    top = y_max if y_max is not None else _nice_max(max(values))
+    axis = ticks(y_max if y_max is not None else max(values), fixed=y_max is not None)
+    top = axis[-1]
     parts = _open(name, title)
-    _y_axis(parts, top, fmt)
+    _y_axis(parts, axis, fmt)
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     group = plot_w / len(labels)
     bar = group * 0.8 / len(series)
@@ -200,27 +211,39 @@ def bar_chart(
     return Markup("".join(parts))
 
 
-def funnel_chart(name: str, title: str, stages: Sequence[tuple[str, int]]) -> Markup:
-    """Horizontal bars, widest first, each with its count and share of the first stage."""
-    if not stages or stages[0][1] == 0:
+Stages = Sequence[tuple[str, int]]
+
+
+def funnel_chart(name: str, title: str, steps: Sequence[tuple[str, Stages]]) -> Markup:
+    """One funnel per named step: its stages as bars, widest first, each with its count
+    and share of the step's first stage. Steps whose first stage is 0 are left out."""
+    shown = [(step, stages) for step, stages in steps if stages and stages[0][1] > 0]
+    if not shown:
         return _empty(name, title)
-    row = 44
-    height = TOP + row * len(stages) + 12
+    row, head = 30, 26
+    height = TOP + sum(head + row * len(stages) for _, stages in shown) + 8
     parts = _open(name, title, height)
-    first = stages[0][1]
     label_w, plot_w = 130, WIDTH - 130 - RIGHT - 90
-    for i, (label, count) in enumerate(stages):
-        y = TOP + row * i
-        w = plot_w * count / first
-        share = count / first
+    y = TOP
+    for step, stages in shown:
         parts.append(
-            f'<text x="{label_w - 8}" y="{y + 22}" text-anchor="end" class="axis">'
-            f"{escape(label)}</text>"
-            f'<rect x="{label_w}" y="{y + 6}" width="{w:.1f}" height="26" '
-            f'fill="{PALETTE[i % len(PALETTE)]}"><title>{escape(label)}: {count}</title></rect>'
-            f'<text x="{label_w + w + 6:.1f}" y="{y + 24}" class="axis">'
-            f"{count:,} ({share * 100:.0f}%)</text>"
+            f'<text x="{LEFT // 4}" y="{y + 18}" class="step" data-step="{escape(step)}">'
+            f"{escape(step)}</text>"
         )
+        y += head
+        first = stages[0][1]
+        for i, (label, count) in enumerate(stages):
+            w = plot_w * count / first
+            parts.append(
+                f'<text x="{label_w - 8}" y="{y + 19}" text-anchor="end" class="axis">'
+                f"{escape(label)}</text>"
+                f'<rect x="{label_w}" y="{y + 4}" width="{w:.1f}" height="22" '
+                f'fill="{PALETTE[i % len(PALETTE)]}"><title>{escape(step)}, {escape(label)}: '
+                f"{count}</title></rect>"
+                f'<text x="{label_w + w + 6:.1f}" y="{y + 19}" class="axis">'
+                f"{count:,} ({count / first * 100:.0f}%)</text>"
+            )
+            y += row
     parts.append("</svg>")
     return Markup("".join(parts))
 

@@ -4,11 +4,15 @@ Access: an API key with role ``finance`` or ``ops``, sent as ``X-API-Key`` /
 ``Authorization: Bearer``, or entered once in the login form, which keeps it in an
 HttpOnly, SameSite=Strict cookie scoped to ``/dashboard``. Every number on the page comes
 from the same metric functions as ``/api/reports``.
+
+Without dates the page shows the last 30 days up to now (a new install has data at
+once); dates it cannot use (reversed, malformed) are named on the page, which then shows
+that default instead of answering with an error a browser would print as raw JSON.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import parse_qs, urlencode
@@ -20,11 +24,12 @@ from starlette.concurrency import run_in_threadpool
 
 from dunning.admin.actors import Actor
 from dunning.admin.auth import READ_ROLES, KeyRefused, check_key, header_key
-from dunning.http import Day, DbText
-from dunning.reports.dashboard_page import build_page
-from dunning.reports.display import exact, fmt_days, fmt_money, fmt_rate
+from dunning.http import FIRST_DAY, LAST_DAY, Day, DbText
+from dunning.reports.dashboard_page import Period, build_page
+from dunning.reports.display import email_step_name, exact, fmt_duration, fmt_money, fmt_rate
 from dunning.reports.routes import csv_response, report_filters
-from dunning.reports.tables import TABLES, reading
+from dunning.reports.schemas import Filters
+from dunning.reports.tables import TABLES, filters, reading
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
 
@@ -32,6 +37,7 @@ COOKIE = "dunning_dashboard_key"
 COOKIE_PATH = "/dashboard"
 COOKIE_MAX_AGE = 8 * 3600
 _MAX_FORM_BYTES = 4096
+DEFAULT_DAYS = 30
 
 _templates = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
@@ -39,7 +45,54 @@ _templates = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-_templates.filters.update(rate=fmt_rate, money=fmt_money, days=fmt_days, exact=exact)
+_templates.filters.update(
+    rate=fmt_rate, money=fmt_money, duration=fmt_duration, exact=exact, step_name=email_step_name
+)
+
+
+# --- the period ----------------------------------------------------------------------------
+
+
+def last_days(today: date, days: int = DEFAULT_DAYS) -> tuple[date, date]:
+    """``[today - days + 1, tomorrow)``: the last ``days`` days up to now, today included."""
+    end = today + timedelta(days=1)
+    return end - timedelta(days=days), end
+
+
+def _day(value: str | None, label: str) -> date | None:
+    """A date from the form, or None when empty; ValueError saying what is wrong."""
+    if not value or not value.strip():
+        return None
+    try:
+        day = date.fromisoformat(value.strip())
+    except ValueError:
+        raise ValueError(f"'{label}' must be a date like 2026-10-01, not {value!r}") from None
+    if not FIRST_DAY <= day < LAST_DAY:
+        raise ValueError(f"'{label}' must be between {FIRST_DAY} and {LAST_DAY}, not {day}")
+    return day
+
+
+def period(
+    start: str | None, end: str | None, currency: str | None, segment: str | None, today: date
+) -> Period:
+    """The period asked for; the last 30 days up to now when none (or an unusable one) is."""
+    default_start, default_end = last_days(today)
+    try:
+        first, after = _day(start, "From"), _day(end, "To")
+        if first is None and after is None:
+            return Period(filters(default_start, default_end, currency, segment), True)
+        if after is None:
+            after = max(default_end, (first or default_end) + timedelta(days=1))
+        if first is None:
+            first = after - timedelta(days=DEFAULT_DAYS)
+        return Period(filters(first, after, currency, segment), False)
+    except ValueError as exc:
+        problem = f"{exc}. Showing the last {DEFAULT_DAYS} days instead."
+    try:
+        f: Filters = filters(default_start, default_end, currency, segment)
+    except ValueError:  # the currency was the problem
+        f = filters(default_start, default_end, None, segment)
+    return Period(f, True, problem)
 
 
 # --- access --------------------------------------------------------------------------------
@@ -125,8 +178,8 @@ def logout() -> Response:
 @router.get("", response_class=HTMLResponse)
 def dashboard(
     request: Request,
-    start: Annotated[Day | None, Query(alias="from")] = None,
-    end: Annotated[Day | None, Query(alias="to")] = None,
+    start: Annotated[DbText | None, Query(alias="from")] = None,
+    end: Annotated[DbText | None, Query(alias="to")] = None,
     currency: DbText | None = None,
     segment: DbText | None = None,
 ) -> Response:
@@ -138,8 +191,10 @@ def dashboard(
             return _login_page(request, "That key cannot read reports.", 401)
         target = _safe_next(str(request.url.path) + _query(request))
         return RedirectResponse(f"{COOKIE_PATH}/login?{urlencode({'next': target})}", 303)
-    f = report_filters(start, end, currency, segment)
-    page = build_page(f, datetime.now(UTC))
+    now = datetime.now(UTC)
+    shown = period(start, end, currency, segment, now.date())
+    f = shown.filters
+    page = build_page(shown, now)
     query = {k: v for k, v in f.model_dump(mode="json").items() if v}
     query = {"from": query.pop("start"), "to": query.pop("end"), **query}
     html = _templates.get_template("dashboard.html").render(

@@ -7,8 +7,8 @@ from datetime import date
 
 from markupsafe import Markup
 
-from dunning.formatting import minor_unit_exponent
 from dunning.reports import charts, schemas
+from dunning.reports.display import email_step_name, fmt_money_axis
 from dunning.reports.metrics.recovery import MAX_DAY
 
 
@@ -38,23 +38,24 @@ def _months(start: date, end: date) -> list[date]:
 
 
 def money_axis(currency: str) -> charts.Format:
-    """Axis labels in major units, shortened (12.3k, 1.2M)."""
-    try:
-        exponent = minor_unit_exponent(currency.upper())
-    except (ValueError, LookupError):
-        exponent = 2
+    """Axis labels in major units with the currency, shortened ($12.3k, CHF 1.2M)."""
+    return lambda value: fmt_money_axis(value, currency)
 
-    def fmt(value: float) -> str:
-        major = value / 10**exponent
-        if major >= 1_000_000:
-            return f"{major / 1_000_000:.1f}M"
-        if major >= 10_000:
-            return f"{major / 1_000:.0f}k"
-        if major >= 1_000:
-            return f"{major / 1_000:.1f}k"
-        return f"{major:.0f}"
 
-    return fmt
+def funnel_steps(rows: list[schemas.FunnelRow]) -> list[tuple[str, charts.Stages]]:
+    """Each email step, by its name, with its four stages."""
+    return [
+        (
+            email_step_name(r.step, r.template),
+            [
+                ("Sent", r.sent),
+                ("Link opened", r.link_opened),
+                ("Card updated", r.card_updated),
+                ("Paid", r.paid),
+            ],
+        )
+        for r in rows
+    ]
 
 
 def draw_charts(data: ChartRows) -> dict[str, Markup]:
@@ -67,12 +68,6 @@ def draw_charts(data: ChartRows) -> dict[str, Markup]:
     money = money_axis(data.currency or "usd")
     top_codes = data.by_code[:10]
     arms = [charts.Interval(a.policy, a.recovery_rate, a.ci_low, a.ci_high, a.n) for a in data.arms]
-    funnel_total = [
-        ("Sent", sum(r.sent for r in data.funnel)),
-        ("Link opened", sum(r.link_opened for r in data.funnel)),
-        ("Card updated", sum(r.card_updated for r in data.funnel)),
-        ("Paid", sum(r.paid for r in data.funnel)),
-    ]
     day_counts = {d.day: d.cases for d in data.days}
     channel_rows = [c for c in data.channels if c.currency == data.currency]
     by_class = data.by_class
@@ -115,7 +110,7 @@ def draw_charts(data: ChartRows) -> dict[str, Markup]:
             charts.plain,
         ),
         "email-funnel": charts.funnel_chart(
-            "email-funnel", "Email funnel: all dunning steps", funnel_total
+            "email-funnel", "Email funnel by step", funnel_steps(data.funnel)
         ),
         "ab-comparison": charts.interval_chart(
             "ab-comparison", "Recovery rate by policy (95% Wilson interval)", arms

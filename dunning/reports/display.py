@@ -27,8 +27,43 @@ def fmt_money(amount: int | None, currency: str) -> str:
         return f"{Decimal(int(amount)).scaleb(-exponent):,} {currency.upper()}"
 
 
-def fmt_days(hours: float | None) -> str:
-    return "-" if hours is None else f"{hours / 24:.1f} d"
+def fmt_duration(hours: float | None, sep: str = " ") -> str:
+    """A time to recovery in the unit that reads: minutes, hours, then days.
+
+    Why: most recoveries by a new card take minutes; in days they all read "0.0 d".
+    """
+    if hours is None:
+        return "-"
+    if hours < 1:
+        minutes = round(hours * 60)
+        return f"<1{sep}min" if minutes < 1 else f"{minutes}{sep}min"
+    if hours < 48:
+        return f"{hours:.1f}{sep}h"
+    return f"{hours / 24:.1f}{sep}d"
+
+
+def fmt_money_axis(value: float, currency: str) -> str:
+    """A money axis label in major units with the currency: ``$12.3k``, ``CHF 1.2M``."""
+    code = currency.upper()
+    try:
+        exponent = minor_unit_exponent(code)
+    except (ValueError, LookupError):
+        exponent = 2
+    major = value / 10**exponent
+    if major >= 1_000_000:
+        short = f"{major / 1_000_000:.1f}M"
+    elif major >= 10_000:
+        short = f"{major / 1_000:.0f}k"
+    elif major >= 1_000:
+        short = f"{major / 1_000:.1f}k"
+    else:
+        short = f"{major:.0f}"
+    symbol = _SYMBOLS.get(code)
+    return f"{symbol}{short}" if symbol else f"{code} {short}"
+
+
+_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "INR": "₹", "KRW": "₩"}
+"""Symbols that name one currency unambiguously; any other currency shows its code."""
 
 
 def exact(value: Any) -> str:
@@ -36,3 +71,12 @@ def exact(value: Any) -> str:
     if value is None:
         return ""
     return repr(value) if isinstance(value, float) else str(value)
+
+
+def email_step_name(step: int | None, template: str) -> str:
+    """``Email 1: payment failed`` for a policy step (numbered from 1), else the email's
+    own name (``Final notice``, ``Action required``)."""
+    words = template.replace("_", " ")
+    if step is None:
+        return words[:1].upper() + words[1:]
+    return f"Email {step + 1}: {words}"

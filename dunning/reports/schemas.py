@@ -57,11 +57,15 @@ class HeadlineRow(BaseModel):
     median_hours_to_recovery: float | None
     p90_hours_to_recovery: float | None
     active_subscriptions_at_start: int
+    subscriptions_started: int = Field(
+        description="subscriptions whose first invoice is in the period"
+    )
     churned_subscriptions: int = Field(
         description="subscriptions canceled by the dunning end action in the period"
     )
     involuntary_churn_rate: float | None = Field(
-        description="churned_subscriptions / active_subscriptions_at_start"
+        description="churned_subscriptions / (active_subscriptions_at_start "
+        "+ subscriptions_started)"
     )
     churned_mrr: int = Field(description="monthly recurring revenue of the churned subscriptions")
 
@@ -163,11 +167,13 @@ class ChurnRow(BaseModel):
 
     currency: str
     active_at_start: int
+    started_in_period: int = Field(description="subscriptions whose first invoice is in the period")
     churned: int
-    churn_rate: float | None
+    churn_rate: float | None = Field(description="churned / (active_at_start + started_in_period)")
     mrr_at_start: int
+    mrr_live: int = Field(description="MRR of every subscription live in the period")
     churned_mrr: int
-    mrr_churn_rate: float | None
+    mrr_churn_rate: float | None = Field(description="churned_mrr / mrr_live")
 
 
 class AtRiskSummaryRow(BaseModel):

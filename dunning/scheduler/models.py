@@ -60,7 +60,8 @@ class ScheduledAction(Base):
     status: Mapped[str] = mapped_column(String(16), server_default=ActionStatus.PENDING)
     dedupe_key: Mapped[str] = mapped_column(String(255), unique=True)
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
-    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")  # dispatches so far
+    crashes: Mapped[int] = mapped_column(Integer, server_default="0")  # lease expired, in a row
     started_attempt: Mapped[int | None] = mapped_column(Integer)
     processor_ref: Mapped[str | None] = mapped_column(Text)
     lease_expires_at: Mapped[datetime | None]

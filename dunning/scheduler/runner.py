@@ -25,6 +25,7 @@ and checks what the lost dispatch did before doing it again.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -37,6 +38,12 @@ from dunning.db import session_scope
 from dunning.scheduler.models import LEASED, ActionKind, ActionStatus, ScheduledAction
 
 W = TypeVar("W")
+log = logging.getLogger(__name__)
+
+# Dispatches in a row whose worker died (the lease expired) before the runner hands the
+# action to its handler's ``abandon``: re-planned, or failed on the case, and logged as
+# an error (the alert).
+MAX_DISPATCHES = 5
 
 
 @dataclass(frozen=True)
@@ -108,6 +115,12 @@ class ActionHandler(Protocol):
         """A transient failure of ``look`` or ``perform``: try later, or give up."""
         ...
 
+    def abandon(
+        self, session: Session, action: ScheduledAction, now: datetime
+    ) -> Finish | Reschedule:
+        """Its dispatches keep dying: plan it again later, or end it as failed."""
+        ...
+
 
 Handlers = Mapping[str, ActionHandler]
 
@@ -137,6 +150,17 @@ def run(handlers: Handlers, action_id: int, dispatch: int, now: datetime) -> str
         if refused or action is None:
             return refused or "skipped: not leased"
         handler = handlers[action.kind]
+        if action.crashes >= MAX_DISPATCHES:
+            given_up = handler.abandon(session, action, now)
+            log.error(
+                "action %s (%s) died in %d dispatches: %s",
+                action.dedupe_key,
+                action.kind,
+                action.crashes,
+                "re-planned" if isinstance(given_up, Reschedule) else "failed",
+            )
+            action.crashes = 0  # a fresh start at the new time, if re-planned
+            return _settle(action, given_up, now)
         first = handler.prepare(session, action, now)
         if isinstance(first, Perform):
             _start(action, dispatch)
@@ -195,6 +219,7 @@ def _postpone(
 
 
 def _settle(action: ScheduledAction, step: Finish | Reschedule, now: datetime) -> str:
+    action.crashes = 0  # this dispatch lived to settle it
     if isinstance(step, Reschedule):
         action.status = ActionStatus.PENDING
         action.due_at = step.due

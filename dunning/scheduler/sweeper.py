@@ -3,7 +3,8 @@
 Claims use ``FOR UPDATE SKIP LOCKED`` on the partial index of pending rows, so the
 cost depends on the number of due rows, not on the size of the table, and several
 beats or sweepers never claim the same row. A claimed or running action whose lease
-expired (its worker died) is sent again; its task knows how to recover.
+expired (its worker died) is sent again; its task knows how to recover, and the
+runner hands one that keeps dying to its handler's ``abandon`` (never a silent stop).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from dunning import queue
 from dunning.db import after_commit, session_scope
 
 LEASE = timedelta(minutes=5)
-MAX_DISPATCHES = 5
 
 _CLAIM = text(
     """
@@ -45,25 +45,17 @@ _RECLAIM = text(
         FOR UPDATE SKIP LOCKED
     )
     UPDATE scheduled_actions a
-    SET attempts = a.attempts + 1,
-        lease_expires_at = :lease_until,
-        status = CASE WHEN a.attempts + 1 > :max THEN 'failed' ELSE a.status END,
-        result = CASE WHEN a.attempts + 1 > :max
-                      THEN 'gave up after ' || a.attempts || ' dispatches' ELSE a.result END
+    SET attempts = a.attempts + 1, crashes = a.crashes + 1, lease_expires_at = :lease_until
     FROM expired WHERE a.id = expired.id
-    RETURNING a.id, a.attempts, a.status
+    RETURNING a.id, a.attempts
     """
 )
 
 
 def claim(session: Session, now: datetime, limit: int) -> list[tuple[int, int]]:
     """Claim up to ``limit`` due or lease-expired actions; return (id, dispatch number)."""
-    params = {"now": now, "limit": limit, "lease_until": now + LEASE, "max": MAX_DISPATCHES}
-    reclaimed = [
-        (row.id, row.attempts)
-        for row in session.execute(_RECLAIM, params)
-        if row.status != "failed"
-    ]
+    params = {"now": now, "limit": limit, "lease_until": now + LEASE}
+    reclaimed = [(row.id, row.attempts) for row in session.execute(_RECLAIM, params)]
     claimed = [(row.id, row.attempts) for row in session.execute(_CLAIM, params)]
     return reclaimed + claimed
 

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from dunning.backtest.cases import Codes, SimCase, draw_cases
-from dunning.backtest.deciders import EngineDecider, baselines
+from dunning.backtest.deciders import Decider, EngineDecider, baselines
 from dunning.backtest.runner import run, run_world
 from dunning.backtest.service import SHIPPED_DEFAULT
 from dunning.backtest.simulate import run_case
@@ -29,7 +29,7 @@ def _without_timing(data: dict[str, Any]) -> dict[str, Any]:
 
 def test_same_seed_same_figures_and_another_seed_others() -> None:
     world = load_world()
-    deciders = [EngineDecider(DEFAULT), *baselines()]
+    deciders: list[Decider] = [EngineDecider(DEFAULT), *baselines()]
     first = run(deciders, [world], n=300, seed=7, subject=deciders[0].name).as_dict()
     again = run(deciders, [world], n=300, seed=7, subject=deciders[0].name).as_dict()
     other = run(deciders, [world], n=300, seed=8, subject=deciders[0].name).as_dict()

@@ -189,3 +189,46 @@ def test_a_worker_killed_mid_action_is_reclaimed_once_and_never_charges_twice(
     )
     assert [o["attempt_number"] for o in outcomes] == [1, 2]
     assert [p["dedupe_key"] for p in _pending(case["id"])] == [f"case:{case['id']}:retry:3"]
+
+
+def test_a_worker_killed_after_a_paying_retry_credits_the_retry(
+    processor: str, clean_db: None, celery_worker: object
+) -> None:
+    """The retry paid, its worker died before recording it, and the processor's own
+    webhooks closed the case first: the rerun still records the charge as ours."""
+    import subprocess
+    import sys
+
+    from tests.support.stripe_events import REPO
+
+    sdk = sandbox.client(processor)
+    customer_id, _, case = _open_case(processor)
+    sandbox.add_card(sdk, customer_id, sandbox.GOOD_CARD)
+    [action] = _pending(case["id"])
+    now: datetime = action["due_at"]  # type: ignore[assignment]
+    with session_scope() as session:
+        [(action_id, dispatch)] = sweeper.claim(session, now, 10)
+    crashed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.support.crash_after_charge",
+            *(str(action_id), str(dispatch), now.isoformat(), processor),
+        ],
+        cwd=REPO,
+        check=False,
+    )
+    assert crashed.returncode == 9
+    reconcile(StripeAdapter(sandbox.API_KEY, processor))  # what the paid webhooks do
+    wait_until(all_handled, what="the paid invoice applied")
+    assert scalar("SELECT recovered_by FROM dunning_cases WHERE id = :c", c=case["id"]) == (
+        "processor"
+    )
+    assert sweeper.sweep(now + sweeper.LEASE + timedelta(seconds=1)) == 1  # reclaimed
+    wait_until(
+        lambda: scalar("SELECT status FROM scheduled_actions WHERE id = :a", a=action_id) == "done",
+        what="reclaimed action done",
+    )
+    [closed] = rows("SELECT state, recovered_by FROM dunning_cases WHERE id = :c", c=case["id"])
+    assert closed == {"state": "recovered", "recovered_by": "retry"}
+    assert len(sandbox.charges_of(sdk, customer_id)) == 2  # charged once by our retry

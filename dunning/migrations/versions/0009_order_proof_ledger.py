@@ -8,7 +8,8 @@ Create Date: 2026-12-02
 charge itself (``charge.*``), which wins over an invoice event's, whatever the order;
 ``subscriptions.upcoming_version`` lets the newest ``invoice.upcoming`` win;
 ``dunning_cases.decline_class`` is the class of the case's last failed attempt, a fact
-of the ledger (the latest decision's class depended on the order events came in).
+of the ledger (the latest decision's class depended on the order events came in);
+``scheduled_actions.crashes`` counts dispatches in a row whose worker died.
 """
 
 from collections.abc import Sequence
@@ -29,6 +30,10 @@ def upgrade() -> None:
     )
     op.add_column("subscriptions", sa.Column("upcoming_version", sa.BigInteger(), nullable=True))
     op.add_column("dunning_cases", sa.Column("decline_class", sa.String(32), nullable=True))
+    op.add_column(
+        "scheduled_actions",
+        sa.Column("crashes", sa.Integer(), server_default="0", nullable=False),
+    )
     op.execute(
         """
         UPDATE dunning_cases c SET decline_class = (
@@ -40,6 +45,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_column("scheduled_actions", "crashes")
     op.drop_column("dunning_cases", "decline_class")
     op.drop_column("subscriptions", "upcoming_version")
     op.drop_column("charge_attempts", "timed_by_charge")

@@ -26,9 +26,10 @@ SQL fragments they share are in ``sql``; one module per group of tables. Definit
   median and 90th percentile (continuous), and counts by whole days since the failure.
 - **Involuntary churn**: subscriptions canceled by the dunning end action (a case with
   ``end_action = cancel_subscription`` that closed as ``canceled``) in the period ÷
-  subscriptions active at its start. The ledger has no subscription start date, so
-  "active at start" is approximated as: not canceled before the start, not
-  ``incomplete``, and having an invoice created before the start.
+  subscriptions live in the period: active at its start, or started during it. The
+  ledger has no subscription start date, so "live" is approximated as: not canceled
+  before the start, not ``incomplete``, and having an invoice created before the end;
+  "active at start" also has one created before the start.
 - **MRR**: a subscription's amount normalised to a month (yearly ÷ 12, weekly * 52/12,
   daily * 365/12, divided by the interval count).
 - **Breakdowns** (cohort): decline class = the class of the case's latest engine decision

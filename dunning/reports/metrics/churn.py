@@ -1,4 +1,10 @@
-"""Involuntary churn: subscriptions the dunning end action canceled, and their MRR."""
+"""Involuntary churn: subscriptions the dunning end action canceled, and their MRR.
+
+The rate is over every subscription live in the period: those active at its start and
+those that started during it. Over the first only, a new install (whose subscriptions
+all started in the period) would have no rate at all, and a subscription that started
+and churned in the period would be counted above but not below the line.
+"""
 
 from __future__ import annotations
 
@@ -29,28 +35,40 @@ def churn(conn: Connection, f: Filters) -> list[ChurnRow]:
                            WHERE c.end_action = 'cancel_subscription' AND c.state = 'canceled'
                              AND c.closed_at >= :start AND c.closed_at < :end){extra}
             GROUP BY 1
-        ), active AS (
-            SELECT coalesce(s.currency, '{NO_CURRENCY}') AS currency,
-                   count(*) AS active_at_start, coalesce(sum({MRR}), 0) AS mrr_at_start
+        ), live AS (
+            SELECT s.*, EXISTS (SELECT 1 FROM invoices i WHERE i.subscription_id = s.id
+                                AND i.processor_created < :start) AS at_start
             FROM subscriptions s{join}
             WHERE ((s.canceled_at IS NULL AND s.status <> 'canceled') OR s.canceled_at >= :start)
               AND s.status NOT IN ('incomplete', 'incomplete_expired')
               AND EXISTS (SELECT 1 FROM invoices i WHERE i.subscription_id = s.id
-                          AND i.processor_created < :start){extra}
+                          AND i.processor_created < :end){extra}
+        ), active AS (
+            SELECT coalesce(s.currency, '{NO_CURRENCY}') AS currency,
+                   count(*) FILTER (WHERE s.at_start) AS active_at_start,
+                   count(*) FILTER (WHERE NOT s.at_start) AS started,
+                   coalesce(sum({MRR}) FILTER (WHERE s.at_start), 0) AS mrr_at_start,
+                   coalesce(sum({MRR}), 0) AS mrr_live
+            FROM live s
             GROUP BY 1
         )
         SELECT coalesce(a.currency, ch.currency) AS currency,
                coalesce(a.active_at_start, 0) AS active_at_start,
+               coalesce(a.started, 0) AS started_in_period,
                coalesce(ch.churned, 0) AS churned,
                round(coalesce(a.mrr_at_start, 0))::bigint AS mrr_at_start,
+               round(coalesce(a.mrr_live, 0))::bigint AS mrr_live,
                round(coalesce(ch.churned_mrr, 0))::bigint AS churned_mrr
         FROM active a FULL JOIN churned ch ON ch.currency = a.currency
         ORDER BY 1"""
-    return [
-        ChurnRow(
-            **r,
-            churn_rate=ratio(r["churned"], r["active_at_start"]),
-            mrr_churn_rate=ratio(r["churned_mrr"], r["mrr_at_start"]),
+    out: list[ChurnRow] = []
+    for r in rows(conn, sql, params(f)):
+        live = r["active_at_start"] + r["started_in_period"]
+        out.append(
+            ChurnRow(
+                **r,
+                churn_rate=ratio(r["churned"], live),
+                mrr_churn_rate=ratio(r["churned_mrr"], r["mrr_live"]),
+            )
         )
-        for r in rows(conn, sql, params(f))
-    ]
+    return out

@@ -41,6 +41,7 @@ def headline(conn: Connection, f: Filters) -> list[HeadlineRow]:
                 median_hours_to_recovery=c.get("median_hours"),
                 p90_hours_to_recovery=c.get("p90_hours"),
                 active_subscriptions_at_start=ch.active_at_start if ch else 0,
+                subscriptions_started=ch.started_in_period if ch else 0,
                 churned_subscriptions=ch.churned if ch else 0,
                 involuntary_churn_rate=ch.churn_rate if ch else None,
                 churned_mrr=ch.churned_mrr if ch else 0,
