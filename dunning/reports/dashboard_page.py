@@ -24,11 +24,22 @@ def _months_before(end: date, months: int) -> date:
     return date(index // 12, index % 12 + 1, 1)
 
 
+@dataclass(frozen=True)
+class Period:
+    """The filters shown, whether they are the default (the last 30 days up to now), and
+    what was wrong with the ones asked for, if anything."""
+
+    filters: Filters
+    default: bool
+    problem: str | None = None
+
+
 @dataclass
 class Page:
     """Everything the template shows, all from the report tables."""
 
     filters: Filters
+    period: Period
     chart_currency: str | None
     currencies: list[str]
     segments: list[str]
@@ -43,8 +54,9 @@ class Page:
     as_of: datetime
 
 
-def build_page(f: Filters, as_of: datetime) -> Page:
+def build_page(period: Period, as_of: datetime) -> Page:
     """Compute every table the dashboard shows, in one read-only transaction."""
+    f = period.filters
     with reading() as conn:
 
         def rows(name: str, filters: Filters = f) -> list[Any]:
@@ -69,6 +81,7 @@ def build_page(f: Filters, as_of: datetime) -> Page:
         channels = rows("channels")
         page = Page(
             filters=f,
+            period=period,
             chart_currency=chart_currency,
             currencies=sorted(currencies),
             segments=segments(conn),
