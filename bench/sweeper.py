@@ -1,8 +1,9 @@
 """Sweeper benchmark: how many due actions per second it claims and dispatches.
 
 Seeds 1,000,000 open cases with one scheduled retry each, 10,000 of them due, then
-runs the real sweeper (claim with FOR UPDATE SKIP LOCKED, commit, one Celery task per
-action to a private Redis) until nothing is due, and prints the rate.
+runs the real sweeper (claim with FOR UPDATE SKIP LOCKED, commit, one Celery task
+message per chunk of actions to a private Redis) until nothing is due, and prints the
+rate.
 
     .venv/bin/python bench/sweeper.py [--cases 1000000] [--due 10000]
 """

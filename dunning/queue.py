@@ -20,7 +20,10 @@ from dunning.settings import get_settings
 log = logging.getLogger(__name__)
 
 APPLY_EVENTS = "workers.tasks.apply_events"
-RUN_ACTION = "workers.tasks.run_action"
+RUN_ACTIONS = "workers.tasks.run_actions"
+# Claimed actions per task message: few messages for the broker, and still enough of
+# them that every worker process gets a share of a large sweep.
+DISPATCH_CHUNK = 20
 
 
 def broker_url(redis_url: str) -> str:
@@ -77,17 +80,14 @@ def send_apply_events(event_ids: Sequence[int]) -> None:
 
 
 def send_run_actions(claimed: Sequence[tuple[int, int]], now: datetime) -> None:
-    """Ask the workers to perform claimed actions, one task each, over one connection.
-
-    Each task carries its dispatch number, which guards against reruns."""
+    """Ask the workers to perform claimed actions, a chunk per task message, over one
+    connection. Each action carries its dispatch number, which guards against reruns."""
     app = celery_app()
     with app.producer_or_acquire() as producer:
-        for action_id, dispatch in claimed:
+        for start in range(0, len(claimed), DISPATCH_CHUNK):
+            chunk = [list(pair) for pair in claimed[start : start + DISPATCH_CHUNK]]
             app.send_task(
-                RUN_ACTION,
-                args=[action_id, dispatch, now.isoformat()],
-                producer=producer,
-                retry=False,
+                RUN_ACTIONS, args=[chunk, now.isoformat()], producer=producer, retry=False
             )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 
 from dunning import actions, queue
@@ -12,6 +13,8 @@ from dunning.processors.stripe_adapter import ProcessorNotConfigured, StripeAdap
 from dunning.scheduler import sweeper
 from dunning.settings import get_settings
 from workers.celery_app import app
+
+log = logging.getLogger(__name__)
 
 
 @app.task(name="workers.tasks.apply_events")
@@ -42,12 +45,24 @@ def sweep_actions() -> int:
     return sweeper.sweep(datetime.now(UTC))
 
 
-@app.task(name="workers.tasks.run_action")
-def run_action(action_id: int, dispatch: int, now: str) -> str:
-    """Perform one scheduled action at the sweeper's clock ``now``."""
+@app.task(name="workers.tasks.run_actions")
+def run_actions(claimed: list[list[int]], now: str) -> dict[str, int]:
+    """Perform claimed actions at the sweeper's clock ``now``, one after the other.
+
+    One action's error does not stop the others: its lease expires and the sweeper
+    dispatches it again."""
     settings = get_settings()
     adapter = StripeAdapter.from_settings(settings) if settings.stripe_api_key else None
-    return actions.run_action(adapter, action_id, dispatch, queue.parse_clock(now))
+    clock = queue.parse_clock(now)
+    outcomes: dict[str, int] = {}
+    for action_id, dispatch in claimed:
+        try:
+            outcome = actions.run_action(adapter, action_id, dispatch, clock).split(":")[0]
+        except Exception:
+            log.exception("action %s failed in dispatch %s", action_id, dispatch)
+            outcome = "error"
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    return outcomes
 
 
 @app.task(name="workers.tasks.scan_reminders")

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from dunning.reports.csvio import to_csv
-from dunning.reports.display import fmt_money, fmt_rate
+from dunning.reports.display import fmt_duration, fmt_money, fmt_rate
 from dunning.reports.metrics.headline import headline
 from dunning.reports.schemas import Filters
 from dunning.reports.tables import TABLES, compute, filters, last_full_month, reading
@@ -20,11 +20,18 @@ report_app = typer.Typer(
 
 FromOption = Annotated[
     datetime | None,
-    typer.Option("--from", formats=["%Y-%m-%d"], help="first day (default: last month's)"),
+    typer.Option(
+        "--from",
+        formats=["%Y-%m-%d"],
+        metavar="YYYY-MM-DD",
+        help="first day (default: last month's)",
+    ),
 ]
 ToOption = Annotated[
     datetime | None,
-    typer.Option("--to", formats=["%Y-%m-%d"], help="day after the period (exclusive)"),
+    typer.Option(
+        "--to", formats=["%Y-%m-%d"], metavar="YYYY-MM-DD", help="day after the period (exclusive)"
+    ),
 ]
 CurrencyOption = Annotated[str | None, typer.Option(help="only this currency, e.g. usd")]
 SegmentOption = Annotated[str | None, typer.Option(help="only this customer segment")]
@@ -48,7 +55,7 @@ def _filters(
 
 def _days(hours: float | None) -> str:
     """Like the dashboard's, without the space: the table's columns are narrow."""
-    return "-" if hours is None else f"{hours / 24:.1f}d"
+    return fmt_duration(hours, sep="")
 
 
 @report_app.command("recovery")

@@ -1,15 +1,30 @@
 """The finance dashboard in headless Chromium (Debian's, driven by Playwright): the real web
 app on a seeded ledger, logged in through the form, every chart drawn, no console error,
-and the headline numbers on the page equal to the API's. Saves ``docs/dashboard.png``."""
+and the headline numbers on the page equal to the API's. Saves ``docs/dashboard.png``.
+
+Then a new install's dashboard (a few cases from minutes ago, as after the demo) on a
+phone: the last 30 days by default, minutes as minutes, named funnel steps, whole-number
+and currency axes, churn computed, empty charts saying so, a reversed period answered by
+the page itself, and no sideways scrolling at 390 px. Saves a screenshot to
+``$DUNNING_SCREENSHOTS`` (default: the system's temporary folder).
+"""
 
 from __future__ import annotations
 
+import os
+import re
+import tempfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, ViewportSize
+from sqlalchemy import insert
 
+from dunning import models as m
+from dunning.db import get_engine, table
 from tests.support.admin import bearer, make_key
 from tests.support.servers import WebServer
 from tests.support.synthetic import seed
@@ -118,5 +133,129 @@ def test_dashboard_shows_the_api_numbers_and_every_chart(
     page.wait_for_selector("[data-table=recovery]")
     SCREENSHOT.parent.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOT), full_page=True)
+    assert problems == []
+    context.close()
+
+
+# --- a new install: the ledger the demo leaves, minutes old ---------------------------------
+
+SCREENSHOTS = Path(os.environ.get("DUNNING_SCREENSHOTS", tempfile.gettempdir()))
+PHONE = ViewportSize(width=390, height=844)
+AXIS_NUMBER = re.compile(r"^[$]?[0-9][0-9,.]*[kM]?$")
+
+
+def _demo_ledger(now: datetime) -> None:
+    """Three customers who subscribed an hour ago; their renewals failed; one paid with a
+    new card seven minutes after the failure, through the first email's link."""
+    opened = now - timedelta(minutes=50)
+    rows: dict[Any, list[dict[str, Any]]] = {
+        m.RetryPolicy: [{"id": 1, "name": "default", "version": 1, "source": "",
+                         "created_by": "t"}],
+        m.Customer: [{"id": f"cus_{i}", "default_payment_method_id": f"pm_{i}"}
+                     for i in (1, 2, 3)],
+        m.PaymentMethod: [{"id": f"pm_{i}", "customer_id": f"cus_{i}", "brand": "visa",
+                           "last4": f"000{i}", "exp_month": 12, "exp_year": 2031}
+                          for i in (1, 2, 3)],
+        m.Subscription: [{"id": f"sub_{i}", "customer_id": f"cus_{i}", "status": "active",
+                          "plan_name": "Pro", "interval": "month", "interval_count": 1,
+                          "amount": 4900, "currency": "usd",
+                          "current_period_end": now + timedelta(days=30)}
+                         for i in (1, 2, 3)],
+        m.Invoice: [{"id": f"in_{i}", "customer_id": f"cus_{i}", "subscription_id": f"sub_{i}",
+                     "status": "paid" if i == 1 else "open", "billing_reason": "subscription_create",
+                     "amount_due": 4900, "currency": "usd",
+                     "processor_created": now - timedelta(hours=1)}
+                    for i in (1, 2, 3)],
+        m.DunningCase: [{"id": i, "invoice_id": f"in_{i}", "customer_id": f"cus_{i}",
+                         "subscription_id": f"sub_{i}", "state": "recovered" if i == 1 else "open",
+                         "amount": 4900, "currency": "usd", "policy_id": 1, "policy_version": 1,
+                         "opened_at": opened, "decline_class": "insufficient_funds",
+                         "closed_at": opened + timedelta(minutes=7) if i == 1 else None,
+                         "recovered_amount": 4900 if i == 1 else None,
+                         "recovered_by": "customer" if i == 1 else None}
+                        for i in (1, 2, 3)],
+        m.ChargeAttempt: [{"attempt_key": f"ch_{i}", "charge_id": f"ch_{i}",
+                           "invoice_id": f"in_{i}", "attempted_at": opened, "outcome": "failed",
+                           "decline_code": "insufficient_funds", "failure_code": "card_declined",
+                           "card_brand": "visa", "triggered_by": "processor", "amount": 4900,
+                           "currency": "usd"}
+                          for i in (1, 2, 3)],
+        m.Notification: [{"id": i, "dedupe_key": f"case:{i}:email:0", "kind": "dunning",
+                          "template": "payment_failed", "case_id": i, "step": 0,
+                          "status": "sent"}
+                         for i in (1, 2, 3)],
+        m.CaseEvent: [{"case_id": 1, "at": opened + timedelta(minutes=5), "kind": kind,
+                       "notification_id": 1} for kind in ("link_opened", "card_updated")],
+    }  # fmt: skip
+    with get_engine().begin() as conn:
+        for model, values in rows.items():
+            conn.execute(insert(table(model)), values)
+
+
+def _axis_labels(page: Page, chart: str) -> list[str]:
+    """The y axis of a chart: right-aligned labels left of the plot."""
+    return page.eval_on_selector_all(
+        f'svg[data-chart="{chart}"] text.axis[text-anchor="end"]',
+        "nodes => nodes.filter(n => !n.getAttribute('transform')).map(n => n.textContent)",
+    )
+
+
+def test_a_new_install_sees_its_first_cases_on_a_phone(web: WebServer, browser: Browser) -> None:
+    _demo_ledger(datetime.now(UTC))
+    key = make_key("finance", "phone")
+    context = browser.new_context(
+        viewport=PHONE, extra_http_headers={"Authorization": f"Bearer {key}"}
+    )
+    page = context.new_page()
+    problems = _watch(page)
+
+    response = page.goto(f"{web.url}/dashboard")
+    assert response is not None and response.status == 200
+    assert "Last 30 days up to now" in page.inner_text("[data-testid=period]")
+    row = page.locator('[data-table=recovery] tr[data-currency="usd"]')
+    assert row.locator('[data-metric="cases_opened"]').inner_text() == "3"
+    # Seven minutes, not "0.0 d".
+    assert page.inner_text('[data-card="median_hours_to_recovery"]') == "7 min"
+    # Three subscriptions live in the period, none churned: 0 %, not "-".
+    assert page.inner_text('[data-card="involuntary_churn_rate"]') == "0.0%"
+    # The funnel names its step, in the table and in the chart.
+    assert page.locator("[data-table=funnel] td[data-step]").first.inner_text() == (
+        "Email 1: payment failed"
+    )
+    assert page.locator('svg[data-chart="email-funnel"] text.step').first.text_content() == (
+        "Email 1: payment failed"
+    )
+    # Count axes in whole numbers, each once; money axes in dollars.
+    for chart in ("failure-reasons", "days-to-recovery"):
+        labels = _axis_labels(page, chart)
+        assert labels and all(re.fullmatch(r"[0-9]+", v) for v in labels), (chart, labels)
+        assert [int(v) for v in labels] == sorted({int(v) for v in labels}), labels
+    money = _axis_labels(page, "amounts-by-month")
+    assert money and all(v.startswith("$") and AXIS_NUMBER.match(v) for v in money), money
+    # Nothing to draw is said in words, not with axes reading 0 0 0 0 0.
+    ab = page.locator('svg[data-chart="ab-comparison"]')
+    assert ab.get_attribute("data-empty") == "true" or ab.locator("circle").count() > 0
+    # A phone never scrolls sideways.
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    page.screenshot(path=str(SCREENSHOTS / "dashboard-390.png"), full_page=True)
+
+    # A period with nothing in it: every chart says so, and no axis is drawn.
+    page.goto(f"{web.url}/dashboard?from=2020-01-01&to=2020-02-01")
+    for chart in CHARTS:
+        svg = page.locator(f'svg[data-chart="{chart}"]')
+        assert svg.get_attribute("data-empty") == "true", chart
+        assert "no data in this period" in (svg.text_content() or "")
+        assert _axis_labels(page, chart) == []
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+
+    # A reversed period: the page, saying what was wrong, not an error in JSON.
+    response = page.goto(f"{web.url}/dashboard?from=2026-11-10&to=2026-11-01")
+    assert response is not None and response.status == 200
+    assert response.headers["content-type"].startswith("text/html")
+    problem = page.inner_text("[data-testid=period-problem]")
+    assert "must be after" in problem and "last 30 days" in problem
+    assert "Last 30 days up to now" in page.inner_text("[data-testid=period]")
+    page.goto(f"{web.url}/dashboard?from=yesterday")
+    assert "must be a date like 2026-10-01" in page.inner_text("[data-testid=period-problem]")
     assert problems == []
     context.close()

@@ -27,13 +27,14 @@ DEFAULT = Path(__file__).resolve().parents[2] / "config" / "policies" / "default
 def test_default_policy_loads() -> None:
     policy = load_policy(DEFAULT)
     assert policy.name == "default"
-    assert policy.version == 1
-    assert policy.limits.max_attempts == 8
-    assert policy.limits.max_days == 21
+    assert policy.version == 2
+    assert policy.limits.max_attempts == 5
+    assert policy.limits.max_days == 28
     assert policy.end_action is EndAction.CANCEL_SUBSCRIPTION
     assert policy.final_notice_days_before_end == 2
-    assert [s.day for s in policy.email_steps] == [0, 3, 7]
+    assert [s.day for s in policy.email_steps] == [0, 3, 7, 10, 14, 21]
     assert policy.classes.insufficient_funds.payday
+    assert policy.classes.unknown.payday  # do_not_honor and friends: often money
     assert policy.classes.temporary.backoff_hours[:3] == (6, 24, 48)
     for cls in (DeclineClass.HARD, DeclineClass.CARD_DATA):
         assert policy.classes.for_class(cls).action is ClassAction.WAIT_FOR_CARD

@@ -26,8 +26,10 @@ def test_default_policy_temporary_schedule() -> None:
     decisions = simulate(policy, first, time_zone="America/New_York")
 
     retries = [d for d in decisions if d.kind is K.RETRY]
-    assert [d.attempt_number for d in retries] == list(range(2, 9))
-    assert decisions[-1].kind is K.GIVE_UP
+    assert [d.attempt_number for d in retries] == list(range(2, 6))  # 5 attempts
+    # the attempts are used up, but the case waits for a new card until day 28
+    assert [d.kind for d in decisions[-2:]] == [K.WAIT_FOR_CARD, K.GIVE_UP]
+    assert decisions[-1].at == utc("2025-03-31T14:00")
     assert decisions[-1].end_action is EndAction.CANCEL_SUBSCRIPTION
     times = [d.at for d in retries if d.at is not None]
     assert times == sorted(times) and len(set(times)) == len(times)
@@ -44,9 +46,22 @@ def test_default_policy_insufficient_funds_lands_on_paydays() -> None:
     decisions = simulate(policy, first, time_zone="America/New_York")
     days = [d.at.astimezone(ZoneInfo("America/New_York")).date().isoformat()
             for d in decisions if d.kind is K.RETRY and d.at]  # fmt: skip
-    # Fridays, and the 15th (a Saturday) moved to Monday the 17th.
-    assert days == ["2025-03-07", "2025-03-14", "2025-03-17", "2025-03-21"]
+    # The next Friday; a payday at least 5 days later (Friday the 14th); one at least 10
+    # days after that (Friday the 28th); the next would be after day 28.
+    assert days == ["2025-03-07", "2025-03-14", "2025-03-28"]
     assert [d.kind for d in decisions[-2:]] == [K.WAIT_FOR_CARD, K.GIVE_UP]
+
+
+def test_default_policy_retries_do_not_honor_on_paydays_across_the_window() -> None:
+    """It used to retry once after 6 hours and then wait for a card that mostly never came."""
+    policy = load_policy(DEFAULT)
+    first = failed("2025-03-03T14:00", "do_not_honor", network_decline_code="05")
+    decisions = simulate(policy, first, time_zone="America/New_York")
+    retries = [d for d in decisions if d.kind is K.RETRY]
+    times = [d.at for d in retries if d.at is not None]
+    days = [t.astimezone(ZoneInfo("America/New_York")).date().isoformat() for t in times]
+    assert days == ["2025-03-07", "2025-03-14", "2025-03-21", "2025-03-28"]
+    assert all(d.decline_class is DeclineClass.UNKNOWN for d in retries)
 
 
 def test_hard_decline_waits_then_gives_up() -> None:

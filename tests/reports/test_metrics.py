@@ -64,9 +64,11 @@ def test_headline_per_currency(conn: Connection) -> None:
     assert usd.median_hours_to_recovery == pytest.approx(96)
     assert usd.p90_hours_to_recovery == pytest.approx(196.8)
     # Churn: sub_5, sub_8 (cases c5, c8) and sub_14 (c14 opened in Sept, canceled Oct 10);
-    # not sub_15 (the customer canceled). Active on Oct 1: sub_1-8, 12, 13, 14, 15.
+    # not sub_15 (the customer canceled). Active on Oct 1: sub_1-8, 12, 13, 14, 15; started
+    # in October: sub_new (first invoice Oct 5). The rate is over all 13 live in October.
     assert (usd.churned_subscriptions, usd.active_subscriptions_at_start) == (3, 12)
-    assert usd.involuntary_churn_rate == 3 / 12
+    assert usd.subscriptions_started == 1
+    assert usd.involuntary_churn_rate == 3 / 13
     assert usd.churned_mrr == 5000 + 120000 // 12 + 3000
 
     eur = rows["eur"]
@@ -243,11 +245,24 @@ def test_email_funnel(conn: Connection) -> None:
 def test_churn_table(conn: Connection) -> None:
     rows = _by(churn(conn, OCTOBER), "currency")
     usd = rows["usd"]
-    assert (usd.active_at_start, usd.churned, usd.churn_rate) == (12, 3, 3 / 12)
+    assert (usd.active_at_start, usd.started_in_period, usd.churned) == (12, 1, 3)
+    assert usd.churn_rate == 3 / 13
     mrr = 1000 + 2000 + 3000 + 4000 + 5000 + 6000 + 7000 + 10000 + 1200 + 1300 + 3000 + 1100
-    assert (usd.mrr_at_start, usd.churned_mrr) == (mrr, 18000)
-    assert usd.mrr_churn_rate == 18000 / mrr
+    assert (usd.mrr_at_start, usd.mrr_live, usd.churned_mrr) == (mrr, mrr + 8888, 18000)
+    assert usd.mrr_churn_rate == 18000 / (mrr + 8888)
     assert (rows["eur"].active_at_start, rows["eur"].mrr_at_start) == (2, 4000)
+
+
+def test_churn_has_a_rate_when_every_subscription_started_in_the_period(
+    conn: Connection,
+) -> None:
+    """A new install: no subscription had an invoice before the period, yet they exist."""
+    september = Filters(start=date(2026, 9, 1), end=date(2026, 10, 1))
+    usd = _by(churn(conn, september), "currency")["usd"]
+    assert usd.active_at_start == 0 and usd.started_in_period > 0
+    assert usd.churn_rate is not None
+    [headline_usd] = [r for r in headline(conn, september) if r.currency == "usd"]
+    assert headline_usd.involuntary_churn_rate == usd.churn_rate
 
 
 def test_at_risk_renewals(conn: Connection) -> None:
