@@ -77,13 +77,29 @@ class Settings(BaseSettings):
     update_mode: Literal["page", "portal"] = "page"
     stripe_publishable_key: str | None = Field(default=None, validate_default=True)
     stripe_js_url: str | None = None
+    # Alerts for billing ops (dunning/alerts): where they go and when they fire.
+    alert_emails: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    alert_webhook_url: str | None = None  # JSON POST; a Slack incoming webhook works
+    alert_check_interval_seconds: int = Field(default=300, ge=10)
+    alert_failure_window_hours: int = Field(default=6, ge=1, le=168)
+    alert_failure_rate_factor: float = Field(default=2.0, gt=1)
+    alert_failure_min_renewals: int = Field(default=20, ge=1)
+    alert_backlog_minutes: int = Field(default=10, ge=1)
+    alert_failed_window_hours: int = Field(default=24, ge=1, le=24 * 30)
 
-    @field_validator("stripe_webhook_secrets", mode="before")
+    @field_validator("stripe_webhook_secrets", "alert_emails", mode="before")
     @classmethod
     def _split_secrets(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("alert_webhook_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s):// URL")
+        return value or None
 
     @field_validator("link_secret")
     @classmethod

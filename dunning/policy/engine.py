@@ -143,7 +143,11 @@ class _Case:
                 f"{reason}; the next allowed retry slot ({_local(t, self.tz)}) is after the "
                 "case deadline"
             )
-        at = f"attempt {self.number} of {self.policy.limits.max_attempts} at {_local(t, self.tz)}"
+        limit = self.policy.limits.max_attempts
+        of = (
+            f"of {limit}" if self.number <= limit else f"(a new card; {limit} were for the old one)"
+        )
+        at = f"attempt {self.number} {of} at {_local(t, self.tz)}"
         return Decision(
             DecisionKind.RETRY, t, f"{reason}; {at}", self.decline_class, None, self.number
         )

@@ -17,7 +17,6 @@ PALETTE = ("#2563eb", "#16a34a", "#dc2626", "#9333ea", "#ea580c", "#0891b2", "#4
 WIDTH, HEIGHT = 640, 280
 LEFT, RIGHT, TOP, BOTTOM = 64, 16, 36, 56
 
-EMPTY_HEIGHT = 64
 NO_DATA = "no data in this period"
 
 Format = Callable[[float], str]
@@ -64,11 +63,11 @@ def _open(name: str, title: str, height: int = HEIGHT) -> list[str]:
 
 
 def _empty(name: str, title: str) -> Markup:
-    """The title and one plain line: no axes, no zero labels."""
-    parts = _open(name, title, EMPTY_HEIGHT)
-    parts[0] = parts[0].replace('class="chart"', 'class="chart empty" data-empty="true"')
-    parts.append(f'<text x="{LEFT}" y="46" class="muted">{NO_DATA}</text></svg>')
-    return Markup("".join(parts))
+    """The title and one plain sentence, as text of the page: no axes, no zero labels."""
+    return Markup(
+        f'<div class="chart empty" data-chart="{escape(name)}" data-empty="true">'
+        f'<p class="chart-title">{escape(title)}</p><p class="muted">{NO_DATA}</p></div>'
+    )
 
 
 def _y_axis(parts: list[str], values: Sequence[float], fmt: Format, height: int = HEIGHT) -> None:

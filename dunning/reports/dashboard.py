@@ -85,6 +85,8 @@ def period(
             after = max(default_end, (first or default_end) + timedelta(days=1))
         if first is None:
             first = after - timedelta(days=DEFAULT_DAYS)
+        if after <= first:
+            raise ValueError(f"'To' ({after}) must be after 'From' ({first})")
         return Period(filters(first, after, currency, segment), False)
     except ValueError as exc:
         problem = f"{exc}. Showing the last {DEFAULT_DAYS} days instead."

@@ -60,7 +60,7 @@ def funnel_steps(rows: list[schemas.FunnelRow]) -> list[tuple[str, charts.Stages
 
 def draw_charts(data: ChartRows) -> dict[str, Markup]:
     """Every chart by its element id, in the order the page shows them."""
-    cur = (data.currency or "").upper()
+    cur = f" ({data.currency.upper()})" if data.currency else ""
     months = _months(data.trend_start, data.end)
     by_month = {r.month: r for r in data.trend}
     labels = [m.strftime("%b %y") for m in months]
@@ -74,7 +74,7 @@ def draw_charts(data: ChartRows) -> dict[str, Markup]:
     return {
         "recovery-by-month": charts.line_chart(
             "recovery-by-month",
-            f"Recovery rate by month of failure ({cur})",
+            f"Recovery rate by month of failure{cur}",
             labels,
             [
                 charts.Series("by count", [r.recovery_rate if r else None for r in rows]),
@@ -85,7 +85,7 @@ def draw_charts(data: ChartRows) -> dict[str, Markup]:
         ),
         "amounts-by-month": charts.bar_chart(
             "amounts-by-month",
-            f"Failed vs recovered amount by month ({cur})",
+            f"Failed vs recovered amount by month{cur}",
             labels,
             [
                 charts.Series("failed", [r.failed_amount if r else 0 for r in rows]),
@@ -95,7 +95,7 @@ def draw_charts(data: ChartRows) -> dict[str, Markup]:
         ),
         "recovery-by-decline-class": charts.bar_chart(
             "recovery-by-decline-class",
-            f"Recovery rate by decline class ({cur})",
+            f"Recovery rate by decline class{cur}",
             [r.value for r in by_class],
             [charts.Series("recovery rate", [r.recovery_rate for r in by_class])],
             charts.percent,
@@ -104,7 +104,7 @@ def draw_charts(data: ChartRows) -> dict[str, Markup]:
         ),
         "failure-reasons": charts.bar_chart(
             "failure-reasons",
-            f"Failure reasons: cases by first decline code ({cur})",
+            f"Failure reasons: cases by first decline code{cur}",
             [r.value for r in top_codes],
             [charts.Series("cases", [float(r.cases_opened) for r in top_codes])],
             charts.plain,
@@ -117,14 +117,14 @@ def draw_charts(data: ChartRows) -> dict[str, Markup]:
         ),
         "recovered-by-channel": charts.bar_chart(
             "recovered-by-channel",
-            f"Recovered revenue by channel ({cur})",
+            f"Recovered revenue by channel{cur}",
             [c.channel for c in channel_rows],
             [charts.Series("recovered", [float(c.amount) for c in channel_rows])],
             money,
         ),
         "days-to-recovery": charts.bar_chart(
             "days-to-recovery",
-            f"Recoveries by day since failure ({cur}; last bar: {MAX_DAY}+)",
+            f"Recoveries by day since failure{cur}: the last bar is {MAX_DAY} days or more",
             [str(d) for d in range(MAX_DAY + 1)],
             [charts.Series("cases", [float(day_counts.get(d, 0)) for d in range(MAX_DAY + 1)])],
             charts.plain,

@@ -51,15 +51,18 @@ def fmt_money_axis(value: float, currency: str) -> str:
         exponent = 2
     major = value / 10**exponent
     if major >= 1_000_000:
-        short = f"{major / 1_000_000:.1f}M"
-    elif major >= 10_000:
-        short = f"{major / 1_000:.0f}k"
+        short = f"{_trim(major / 1_000_000)}M"
     elif major >= 1_000:
-        short = f"{major / 1_000:.1f}k"
+        short = f"{_trim(major / 1_000)}k"
     else:
-        short = f"{major:.0f}"
+        short = _trim(major)
     symbol = _SYMBOLS.get(code)
     return f"{symbol}{short}" if symbol else f"{code} {short}"
+
+
+def _trim(number: float) -> str:
+    """One decimal at most, none when it is 0: 5k, 2.5k, 12k."""
+    return f"{number:.1f}".removesuffix(".0") if number < 10 else f"{number:.0f}"
 
 
 _SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "INR": "₹", "KRW": "₩"}
