@@ -34,6 +34,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "secure": "Card details go straight to Stripe, our payment processor. We never see or "
         "store your card number.",
         "noscript": "This page needs JavaScript to update your card securely.",
+        "card_invalid": "Those card details weren't accepted: the card number, expiry date or "
+        "CVC is incomplete or wrong. Check them (type the card number as digits only, without "
+        "spaces) and try again. Nothing was charged.",
+        "card_unreachable": "We couldn't reach our payment processor to check your card. "
+        "Nothing was charged. Please try again in a minute.",
         "result_declined": "That card was declined. Please try another card.",
         "result_failed": "Your new card is saved, but the payment didn't go through. Please try "
         "another card.",
@@ -89,6 +94,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "secure": "Los datos de tu tarjeta van directamente a Stripe, nuestro procesador de "
         "pagos. Nunca vemos ni guardamos el número de tu tarjeta.",
         "noscript": "Esta página necesita JavaScript para actualizar tu tarjeta de forma segura.",
+        "card_invalid": "No se aceptaron los datos de la tarjeta: el número, la fecha de "
+        "caducidad o el CVC están incompletos o no son correctos. Revísalos (escribe el número "
+        "solo con dígitos, sin espacios) y vuelve a intentarlo. No se ha cobrado nada.",
+        "card_unreachable": "No pudimos conectar con nuestro procesador de pagos para comprobar "
+        "tu tarjeta. No se ha cobrado nada. Vuelve a intentarlo en un minuto.",
         "result_declined": "Esa tarjeta fue rechazada. Prueba con otra tarjeta.",
         "result_failed": "Tu tarjeta nueva está guardada, pero el pago no se completó. Prueba "
         "con otra tarjeta.",
@@ -142,6 +152,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "working": "正在保存您的银行卡…",
         "secure": "银行卡信息直接发送至我们的支付服务商 Stripe。我们从不查看或存储您的卡号。",
         "noscript": "此页面需要启用 JavaScript 才能安全地更新您的银行卡。",
+        "card_invalid": "银行卡信息未被接受：卡号、有效期或 CVC 不完整或有误。请检查后重试"
+        "（卡号只输入数字，不要加空格）。未产生任何扣款。",
+        "card_unreachable": "暂时无法连接我们的支付服务商来验证您的银行卡。未产生任何扣款。"
+        "请稍后再试。",
         "result_declined": "该银行卡被拒绝。请换一张银行卡再试。",
         "result_failed": "您的新银行卡已保存，但付款未成功。请换一张银行卡再试。",
         "result_pending": "您的新银行卡已保存。目前无法完成付款，我们稍后会再次尝试。",
