@@ -22,6 +22,7 @@ from fastapi.staticfiles import StaticFiles
 
 from dunning.backtest.routes import router as backtest_router
 from dunning.cases.routes import router as cases_router
+from dunning.console.routes import router as console_router
 from dunning.db import libpq_url
 from dunning.events.intake import GroupCommitter
 from dunning.events.routes import WEBHOOK_PATH, stripe_webhook
@@ -145,6 +146,7 @@ def create_app(settings: Settings | None = None) -> Service:
     app.include_router(links_router)
     app.include_router(emails_router)
     app.include_router(backtest_router)
+    app.include_router(console_router)
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:

@@ -1,6 +1,7 @@
 """Every table, imported in one place so Alembic and tests see the whole schema."""
 
 from dunning.admin.models import ApiKey, AuditEntry
+from dunning.alerts.models import AlertState
 from dunning.cases.models import CaseDecision, CaseEvent, DunningCase
 from dunning.db import Base
 from dunning.events.models import ProcessorEvent
@@ -10,6 +11,7 @@ from dunning.policy.tables import PolicyActivation, RetryPolicy
 from dunning.scheduler.models import ScheduledAction
 
 __all__ = [
+    "AlertState",
     "ApiKey",
     "AuditEntry",
     "Base",

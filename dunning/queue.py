@@ -67,6 +67,10 @@ def celery_app() -> Celery:
                 "task": "workers.tasks.scan_reminders",
                 "schedule": float(settings.email_scan_interval_seconds),
             },
+            "check-alerts": {
+                "task": "workers.tasks.check_alerts",
+                "schedule": float(settings.alert_check_interval_seconds),
+            },
         },
     )
     return celery

@@ -66,6 +66,8 @@ LAYERS: dict[str, int] = {
     "dunning.startup": 6,
     "dunning.reports": 6,
     "dunning.backtest": 6,
+    "dunning.console": 6,
+    "dunning.alerts": 6,
     "workers": 6,
 }
 ENTRY_SUFFIXES = ("routes", "cli", "dashboard")

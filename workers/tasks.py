@@ -6,6 +6,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 from dunning import actions, queue
+from dunning.alerts import service as alerts
 from dunning.events import reconcile as reconciler
 from dunning.events import service
 from dunning.notify import reminders
@@ -69,3 +70,10 @@ def run_actions(claimed: list[list[int]], now: str) -> dict[str, int]:
 def scan_reminders() -> int:
     """Plan the renewal reminders and card-expiring notices whose day has come."""
     return reminders.scan(datetime.now(UTC))
+
+
+@app.task(name="workers.tasks.check_alerts")
+def check_alerts() -> dict[str, list[str]]:
+    """Evaluate the alert conditions; tell ops of each new one, once until it clears."""
+    result = alerts.check(datetime.now(UTC), get_settings())
+    return {"firing": result.firing, "sent": result.sent, "errors": result.errors}

@@ -14,6 +14,7 @@ import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from dunning.backtest.world import DeclineCode, State, World
@@ -130,13 +131,18 @@ def _exp_days(rng: random.Random, median: float) -> timedelta:
     return timedelta(days=rng.expovariate(math.log(2) / median))
 
 
+@lru_cache(maxsize=512)
+def _month_days(year: int, month: int) -> int:
+    return calendar.monthrange(year, month)[1]
+
+
 def _before_weekend(d: date) -> date:
     """A payday on Saturday or Sunday is paid on the Friday before."""
     return d - timedelta(days=max(0, d.weekday() - FRIDAY))
 
 
 def _last_business_day(year: int, month: int) -> date:
-    return _before_weekend(date(year, month, calendar.monthrange(year, month)[1]))
+    return _before_weekend(date(year, month, _month_days(year, month)))
 
 
 def payday_dates(cycle: str, variant: int, start: date, end: date) -> list[date]:
@@ -157,7 +163,7 @@ def payday_dates(cycle: str, variant: int, start: date, end: date) -> list[date]
         return days
     year, month = start.year, start.month
     while date(year, month, 1) <= end:
-        last = calendar.monthrange(year, month)[1]
+        last = _month_days(year, month)
         if cycle == "semimonthly":
             picks = (
                 [date(year, month, 1), date(year, month, 15)]
@@ -257,7 +263,8 @@ def draw_case(world: World, seed: int, index: int, tables: _Tables | None = None
     updater = world.card_updater
     share = {State.EXPIRED: updater.expired_share, State.DEAD: updater.dead_share}.get(state, 0.0)
     updater_at = failed_at + _exp_days(rng, updater.median_days) if rng.random() < share else None
-    delay = world.customers.delay_median_hours / 24
+    rate = math.log(2) / (world.customers.delay_median_hours / 24)  # answers per day
+    uniform = rng.random
     return SimCase(
         index=index,
         failed_at=failed_at,
@@ -272,11 +279,11 @@ def draw_case(world: World, seed: int, index: int, tables: _Tables | None = None
         clear_at=clear_at,
         funded=tuple(funded),
         updater_at=updater_at,
-        email_draws=tuple(rng.random() for _ in range(EMAIL_DRAWS)),
-        email_delays=tuple(rng.expovariate(math.log(2) / delay) for _ in range(EMAIL_DRAWS)),
-        action_draw=rng.random(),
-        action_delay=rng.expovariate(math.log(2) / delay),
-        attempt_draws=tuple(rng.random() for _ in range(ATTEMPT_DRAWS)),
+        email_draws=tuple([uniform() for _ in range(EMAIL_DRAWS)]),
+        email_delays=tuple([rng.expovariate(rate) for _ in range(EMAIL_DRAWS)]),
+        action_draw=uniform(),
+        action_delay=rng.expovariate(rate),
+        attempt_draws=tuple([uniform() for _ in range(ATTEMPT_DRAWS)]),
         seed=key,
     )
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from dunning.admin.auth import OpsActor
 from dunning.backtest import service
 from dunning.backtest.chart import svg
+from dunning.backtest.ledger import estimate_world
 from dunning.backtest.world import CONFIG_DIR, World, WorldError
 from dunning.db import session_scope
 from dunning.policy import store
@@ -52,8 +53,6 @@ def _active() -> Policy:
 
 
 def _ledger(since: date, base: World) -> World:
-    from dunning.backtest.ledger import estimate_world
-
     with session_scope() as session:
         return estimate_world(session, since, base)
 

@@ -83,15 +83,18 @@ def secure_cookie(request: Request) -> bool:
 
 def safe_next(target: str | None) -> str:
     """Only a path of the console or the dashboard: never an open redirect."""
-    if target and target.startswith(_NEXT_PREFIXES) and not target.startswith("//"):
-        if "\\" not in target and "\n" not in target and "\r" not in target:
-            return target
+    if (
+        target
+        and target.startswith(_NEXT_PREFIXES)
+        and not any(bad in target for bad in ("//", "\\", "\n", "\r"))
+    ):
+        return target
     return HOME
 
 
 def login_url(next_url: str, why: str | None = None) -> str:
     query = {"next": safe_next(next_url)}
-    if why:
+    if why and why != "missing":  # a first visit needs no explanation
         query["why"] = why
     return f"{LOGIN_PATH}?{urlencode(query)}"
 

@@ -76,7 +76,9 @@ class Filters:
         return {k: v for k, v in values.items() if v}
 
 
-def _choice(value: str, allowed: tuple[str, ...] | dict[str, str], label: str, out: list[str]) -> str:
+def _choice(
+    value: str, allowed: tuple[str, ...] | dict[str, str], label: str, out: list[str]
+) -> str:
     if value and value not in allowed:
         out.append(f"{label} {value!r} is not one of {', '.join(allowed)}")
         return ""

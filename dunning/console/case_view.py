@@ -128,12 +128,22 @@ def timeline(session: Session, case: DunningCase) -> list[Entry]:
         title = f"{s.kind.replace('_', ' ')} due {when(s.due_at)}: {s.status}"
         detail = " · ".join(p for p in (s.dedupe_key, s.result or "") if p)
         entries.append(
-            Entry(s.completed_at or s.created_at, "action", title, detail, _ACTION_TONE.get(s.status, "info"))
+            Entry(
+                s.completed_at or s.created_at,
+                "action",
+                title,
+                detail,
+                _ACTION_TONE.get(s.status, "info"),
+            )
         )
     for n in found["notifications"]:
         title = f"email {n.template} to {n.recipient or '?'}: {n.status}"
         detail = " · ".join(p for p in (n.locale or "", n.provider or "", n.error or "") if p)
-        entries.append(Entry(n.sent_at or n.created_at, "email", title, detail, _EMAIL_TONE.get(n.status, "info")))
+        entries.append(
+            Entry(
+                n.sent_at or n.created_at, "email", title, detail, _EMAIL_TONE.get(n.status, "info")
+            )
+        )
     entries += _customer_entries(session, case) + _ops_entries(session, case)
     return sorted(entries, key=lambda e: e.at)
 
@@ -180,8 +190,11 @@ def _retry_now(case_id: int, now: datetime) -> Verdict:
         decision = planner.decide_for(session, case, now, retry_now=True) if case else None
         ops.retry_now(session, case_id, "console:dry-run", now)
         reason = f" ({decision.reason})" if decision else ""
-        return Verdict(True, f"The card network rules allow a retry now{reason}: the card is "
-                             "charged within a minute, outside the policy's timing.")
+        return Verdict(
+            True,
+            f"The card network rules allow a retry now{reason}: the card is "
+            "charged within a minute, outside the policy's timing.",
+        )
     except ops.CaseActionRefused as exc:
         return Verdict(False, f"Not possible now: {exc}.")
     finally:

@@ -15,6 +15,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.responses import HTMLResponse
 
 from dunning.formatting import card_brand_name, format_money
+from dunning.timezones import customer_zone
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
@@ -52,6 +53,13 @@ def when(moment: datetime | None, seconds: bool = False) -> str:
     return f"{moment.astimezone(UTC):{fmt}} UTC"
 
 
+def local(moment: datetime | None, zone: str | None) -> str:
+    """A moment in a zone, ``Tue 2026-03-24 06:00 EDT`` (an unknown zone shows UTC)."""
+    if moment is None:
+        return "—"
+    return f"{moment.astimezone(customer_zone(zone)):%a %Y-%m-%d %H:%M %Z}"
+
+
 def relative(moment: datetime | None, now: datetime | None = None) -> str:
     """``in 3 h`` / ``2 d ago``: how far a moment is from now, roughly."""
     if moment is None:
@@ -83,7 +91,12 @@ _env = Environment(
     lstrip_blocks=True,
 )
 _env.filters.update(
-    money=money, when=when, relative=relative, percent=percent, card_brand=card_brand_name
+    money=money,
+    when=when,
+    local=local,
+    relative=relative,
+    percent=percent,
+    card_brand=card_brand_name,
 )
 
 

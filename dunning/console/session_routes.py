@@ -7,6 +7,8 @@ logins are counted per address (``throttle``): after five in a minute, a 429.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
@@ -81,12 +83,20 @@ def _form(
     return _with_cookie(response, request, data)
 
 
-def login_page(request: Request, next_url: str | None, why: str | None = None) -> Response:
+def login_page(
+    request: Request,
+    next_url: str | None,
+    why: str | None = None,
+    *,
+    error: str | None = None,
+    status: int = 200,
+) -> Response:
     """The login form; a browser already logged in goes straight on."""
     try:
         viewer_of(request)
     except SessionRefused:
-        return _form(request, next_url or HOME, error=None, notice=WHY.get(why or ""), status=200)
+        notice = WHY.get(why or "")
+        return _form(request, next_url or HOME, error=error, notice=notice, status=status)
     return RedirectResponse(safe_next(next_url), 303)
 
 
@@ -111,9 +121,7 @@ async def log_in(request: Request) -> Response:
         message = "The login form expired or did not come from this site: try again."
         return _form(request, target, error=message, notice=None, status=403)
     try:
-        actor: Actor = await run_in_threadpool(
-            check_key, fields.get("key", "").strip(), READ_ROLES
-        )
+        actor: Actor = await run_in_threadpool(check_key, fields.get("key", "").strip(), READ_ROLES)
     except KeyRefused:
         await run_in_threadpool(throttle.record_failure, redis_url, address)
         message = "That key is unknown, revoked, or has neither the ops nor the finance role."
@@ -140,5 +148,5 @@ async def login(request: Request) -> Response:
 
 
 @router.post("/console/logout")
-def logout(request: Request, viewer: Viewer = Depends(poster)) -> Response:
+def logout(request: Request, viewer: Annotated[Viewer, Depends(poster)]) -> Response:
     return log_out(request)

@@ -48,6 +48,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "result_unchanged": "Your card wasn't changed.",
         "paid_title": "Thank you, you're all set",
         "paid_body": "This payment has been made. There's nothing more to do.",
+        "paid_card": "Paid with {card}.",
+        "paid_renewal": "Your next renewal is on {date}.",
         "closed_title": "This link is no longer active",
         "closed_body": "There's nothing to pay here. If you have a question, reply to our last "
         "email.",
@@ -108,6 +110,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "result_unchanged": "Tu tarjeta no ha cambiado.",
         "paid_title": "Gracias, todo está en orden",
         "paid_body": "Este pago ya se ha realizado. No tienes que hacer nada más.",
+        "paid_card": "Pagado con {card}.",
+        "paid_renewal": "Tu próxima renovación será el {date}.",
         "closed_title": "Este enlace ya no está activo",
         "closed_body": "No hay nada que pagar aquí. Si tienes alguna pregunta, responde a "
         "nuestro último correo.",
@@ -163,6 +167,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "result_unchanged": "您的银行卡没有变更。",
         "paid_title": "谢谢，一切就绪",
         "paid_body": "这笔款项已支付，您无需再做任何操作。",
+        "paid_card": "付款银行卡：{card}。",
+        "paid_renewal": "下次续订日期：{date}。",
         "closed_title": "此链接已失效",
         "closed_body": "这里没有需要支付的款项。如有疑问，请回复我们最近的邮件。",
         "expired_title": "此链接已过期",

@@ -27,6 +27,7 @@ from dunning.formatting import (
 from dunning.links.customer import RenewalView
 from dunning.links.messages import HTML_LANG, MESSAGES, STRIPE_JS_LOCALES, interval_text
 from dunning.links.service import Card, CaseView
+from dunning.links.thanks import ThankYou
 from dunning.settings import Settings
 
 STRIPE_JS_URL = "https://js.stripe.com/v3/"
@@ -163,6 +164,30 @@ def render_message(kind: str, locale: str, brand: Brand, retry_url: str | None =
     return Rendered(html, MESSAGE_CSP)
 
 
+def render_thanks(thanks: ThankYou, locale: str, brand: Brand) -> Rendered:
+    """The thank-you right after a payment: the card charged and the next renewal, in the
+    customer's language, date format and time zone."""
+    t = MESSAGES.get(locale, MESSAGES["en"])
+    details: list[tuple[str, str]] = []
+    card = _card_text(Card(thanks.card_brand, thanks.card_last4, None, None), t)
+    if card:
+        details.append(("paid-card", t["paid_card"].format(card=card)))
+    if thanks.renews_at is not None:
+        fmt = resolve_locale(thanks.locale or locale).format_locale
+        day = format_local_date(thanks.renews_at, thanks.time_zone, fmt)
+        details.append(("next-renewal", t["paid_renewal"].format(date=day)))
+    html = _render(
+        "message.html",
+        locale,
+        brand,
+        title=t["paid_title"],
+        body=t["paid_body"],
+        retry_url=None,
+        details=details,
+    )
+    return Rendered(html, MESSAGE_CSP)
+
+
 def render_outcome(outcome: str, locale: str, brand: Brand, retry_url: str) -> Rendered:
     """After the Billing Portal: what happened to the payment, with a way to try again."""
     if outcome == "paid":
@@ -195,7 +220,7 @@ def _card_text(card: Card | None, t: dict[str, str]) -> str | None:
     return text
 
 
-def page_locale(view: CaseView | RenewalView, accept_language: str | None) -> str:
+def page_locale(view: CaseView | RenewalView | ThankYou, accept_language: str | None) -> str:
     """The customer's own locale when the ledger knows it, else the browser's."""
     if view.locale:
         return resolve_locale(view.locale).template_locale

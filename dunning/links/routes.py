@@ -22,7 +22,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from dunning.links import customer, pages, ratelimit, service, tokens
+from dunning.links import customer, pages, ratelimit, service, thanks, tokens
 from dunning.links.customer import RenewalTarget
 from dunning.links.service import LinkRefused
 from dunning.processors.stripe_adapter import (
@@ -128,8 +128,12 @@ def pay_page(token: str, request: Request, result: str | None = None) -> Respons
     claims = _claims(token, request)
     if isinstance(claims, HTMLResponse):
         return claims
-    if result == service.Outcome.PAID and isinstance(claims, tokens.CustomerLinkClaims):
-        return _message("paid", request)  # its customer's open case, paid just now
+    if result == service.Outcome.PAID:
+        paid = _thanks(claims, request)
+        if paid is not None:
+            return paid
+        if isinstance(claims, tokens.CustomerLinkClaims):
+            return _message("paid", request)  # its customer's case, paid earlier
     settings = _settings(request)
     target: tokens.LinkClaims | RenewalTarget | None = None
     try:
@@ -208,8 +212,7 @@ def _save_card(token: str, request: Request, body: bytes) -> Response:
     except _UNAVAILABLE:
         log.exception("card save failed for %s", _who(target or claims))
         outcome = service.Outcome.NOT_SAVED
-    if outcome == service.Outcome.PAID and isinstance(claims, tokens.LinkClaims):
-        return RedirectResponse(f"/pay/{token}", status_code=303)  # the page says it is paid
+    # Paid: the thank-you, with the card charged and the next renewal (pay_page).
     return RedirectResponse(f"/pay/{token}?result={outcome}", status_code=303)
 
 
@@ -235,6 +238,19 @@ def portal_done(token: str, request: Request) -> Response:
     except _UNAVAILABLE:
         log.exception("portal return failed for %s", _who(target or claims))
         return _message("unavailable", request, 503, retry=f"/pay/{token}/done")
+    if outcome == service.Outcome.PAID:
+        paid = _thanks(claims, request)
+        if paid is not None:
+            return paid
     locale = pages.locale_from_header(request.headers.get("accept-language"))
     brand = _settings(request).branding()
     return _html(pages.render_outcome(outcome, locale, brand, f"/pay/{token}"))
+
+
+def _thanks(claims: tokens.Claims, request: Request) -> HTMLResponse | None:
+    """The thank-you for a payment this link made just now, or None when there is none."""
+    paid = thanks.thank_you(claims)
+    if paid is None:
+        return None
+    locale = pages.page_locale(paid, request.headers.get("accept-language"))
+    return _html(pages.render_thanks(paid, locale, _settings(request).branding()))

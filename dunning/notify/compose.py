@@ -102,6 +102,52 @@ def _card_context(card: PaymentMethod | None, fallback: ChargeAttempt | None) ->
     return {"card_brand": brand, "card_last4": last4}
 
 
+def paid_with(
+    session: Session,
+    paid: ChargeAttempt | None,
+    customer: Customer | None,
+    sub: Subscription | None,
+) -> tuple[str | None, str | None]:
+    """(brand, last4) of the card a payment was charged to: the charge's own card, else its
+    payment method, else the card the subscription is charged with (the one just saved).
+
+    The thank-you email and the thank-you page both say it, so both ask here.
+    """
+    if paid is not None and paid.card_last4:
+        return paid.card_brand, paid.card_last4
+    pm_id = (paid and paid.payment_method_id) or charged_card_id(sub, customer)
+    card = session.get(PaymentMethod, pm_id) if pm_id else None
+    return (card.brand, card.last4) if card is not None and card.last4 else (None, None)
+
+
+# Statuses that paying the overdue invoice turns back into ``active`` (Stripe's rule).
+_ACTIVE_ONCE_PAID = ("past_due", "unpaid", "incomplete")
+
+
+def next_renewal(sub: Subscription | None) -> datetime | None:
+    """When a subscription whose overdue invoice was just paid renews next, if it renews.
+
+    The payment makes a past-due subscription active again, but the ledger may still
+    hold the old status until the processor's event about it arrives; a canceled one, or
+    one set to cancel at the period's end, does not renew.
+    """
+    if sub is None or sub.current_period_end is None:
+        return None
+    if renews(sub) or (sub.status in _ACTIVE_ONCE_PAID and not sub.cancel_at_period_end):
+        return sub.current_period_end
+    return None
+
+
+def _thank_you(
+    session: Session, attempts: list[ChargeAttempt], customer: Customer, sub: Subscription | None
+) -> dict[str, Any]:
+    """The card charged and the next renewal; None for what the ledger does not know (the
+    email then leaves the sentence out rather than print a placeholder)."""
+    paid = [a for a in attempts if a.outcome == "succeeded"]
+    brand, last4 = paid_with(session, paid[-1] if paid else None, customer, sub)
+    return {"card_brand": brand, "card_last4": last4, "renewal_date": next_renewal(sub)}
+
+
 def _base(customer: Customer, sub: Subscription | None, settings: Settings) -> dict[str, Any]:
     return {
         "customer_name": customer.name,
@@ -142,6 +188,8 @@ def _case_email(
         "attempt_number": max(len(failed), 1),
         "end_date": case.closed_at or now,
     }
+    if step == RECOVERED:
+        context.update(_thank_you(session, list(attempts), customer, sub))
     if step == FINAL:
         context["end_date"] = datetime.fromisoformat(str(payload["end_at"]))
         context["end_action"] = END_ACTION_WORDING.get(

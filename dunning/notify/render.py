@@ -114,7 +114,16 @@ TEMPLATE_VARIABLES: Mapping[str, tuple[str, ...]] = MappingProxyType(
             "time_zone",
             "update_url",
         ),
-        "payment_recovered": ("customer_name", "plan_name", *_MONEY),
+        # card_brand, card_last4 and renewal_date may be None (not known, or no renewal).
+        "payment_recovered": (
+            "customer_name",
+            "plan_name",
+            *_MONEY,
+            "card_brand",
+            "card_last4",
+            "renewal_date",
+            "time_zone",
+        ),
         "subscription_canceled": ("customer_name", "plan_name", *_MONEY, "end_date", "time_zone"),
         "renewal_reminder": (
             "customer_name",

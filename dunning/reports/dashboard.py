@@ -1,9 +1,9 @@
 """``/dashboard``: the finance dashboard, rendered on the server with inline SVG charts.
 
 Access: an API key with role ``finance`` or ``ops``, sent as ``X-API-Key`` /
-``Authorization: Bearer``, or entered once in the login form, which keeps it in an
-HttpOnly, SameSite=Strict cookie scoped to ``/dashboard``. Every number on the page comes
-from the same metric functions as ``/api/reports``.
+``Authorization: Bearer``, or entered once in the login form shared with the console,
+which starts a signed session cookie (``admin.sessions``; the key is never stored in the
+browser). Every number on the page comes from the same metric functions as ``/api/reports``.
 
 Without dates the page shows the last 30 days up to now (a new install has data at
 once); dates it cannot use (reversed, malformed) are named on the page, which then shows
@@ -15,15 +15,17 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from starlette.concurrency import run_in_threadpool
 
 from dunning.admin.actors import Actor
 from dunning.admin.auth import READ_ROLES, KeyRefused, check_key, header_key
+from dunning.admin.sessions import SessionRefused
+from dunning.console import session_routes
+from dunning.console.access import Viewer, viewer_of
 from dunning.http import FIRST_DAY, LAST_DAY, Day, DbText
 from dunning.reports.dashboard_page import Period, build_page
 from dunning.reports.display import email_step_name, exact, fmt_duration, fmt_money, fmt_rate
@@ -33,10 +35,7 @@ from dunning.reports.tables import TABLES, filters, reading
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
 
-COOKIE = "dunning_dashboard_key"
 COOKIE_PATH = "/dashboard"
-COOKIE_MAX_AGE = 8 * 3600
-_MAX_FORM_BYTES = 4096
 DEFAULT_DAYS = 30
 
 _templates = Environment(
@@ -101,8 +100,20 @@ def period(
 
 
 def _key_of(request: Request) -> str | None:
-    """A key sent in a header, as the API reads it, else the one the login form stored."""
-    return header_key(request.headers) or request.cookies.get(COOKIE)
+    """A key sent in a header, as the API reads it (a browser has a session instead)."""
+    return header_key(request.headers)
+
+
+def _viewer(request: Request) -> Viewer | None:
+    """Who reads: the key in a header, else the browser's session (the console's)."""
+    key = _key_of(request)
+    if key:
+        actor = _reader(key)
+        return None if actor is None else Viewer(actor=actor, csrf="")
+    try:
+        return viewer_of(request)
+    except SessionRefused:
+        return None
 
 
 def _reader(key: str | None) -> Actor | None:
@@ -113,18 +124,15 @@ def _reader(key: str | None) -> Actor | None:
         return None
 
 
-def _login_page(request: Request, error: str | None, status: int) -> HTMLResponse:
-    html = _templates.get_template("login.html").render(
-        error=error, next=_safe_next(str(request.url.path) + _query(request))
-    )
-    return HTMLResponse(html, status_code=status, headers=_no_store())
+def _login_page(request: Request, error: str | None, status: int) -> Response:
+    target = _safe_next(str(request.url.path) + _query(request))
+    return session_routes.login_page(request, target, error=error, status=status)
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_form(next: str | None = None) -> HTMLResponse:
-    """The login form: an API key with the finance or ops role."""
-    html = _templates.get_template("login.html").render(error=None, next=_safe_next(next))
-    return HTMLResponse(html, headers=_no_store())
+def login_form(request: Request, next: str | None = None) -> Response:
+    """The login form (the console's): an API key with the finance or ops role."""
+    return session_routes.login_page(request, _safe_next(next))
 
 
 def _query(request: Request) -> str:
@@ -144,37 +152,14 @@ def _no_store() -> dict[str, str]:
 
 @router.post("/login")
 async def login(request: Request) -> Response:
-    """Check the key from the form; on success keep it in the dashboard cookie."""
-    body = await request.body()
-    if len(body) > _MAX_FORM_BYTES:
-        raise HTTPException(413, "form too large")
-    form = parse_qs(body.decode("utf-8", errors="replace"))
-    key = (form.get("key") or [""])[0].strip()
-    target = _safe_next((form.get("next") or [COOKIE_PATH])[0])
-    with_key = await run_in_threadpool(_reader, key)
-    if with_key is None:
-        html = _templates.get_template("login.html").render(
-            error="That key is unknown, revoked, or has no finance or ops role.", next=target
-        )
-        return HTMLResponse(html, status_code=401, headers=_no_store())
-    response = RedirectResponse(target, status_code=303)
-    response.set_cookie(
-        COOKIE,
-        key,
-        max_age=COOKIE_MAX_AGE,
-        path=COOKIE_PATH,
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-    )
-    return response
+    """Check the key from the form (the console's login: CSRF token, throttle, session)."""
+    return await session_routes.log_in(request)
 
 
 @router.post("/logout")
-def logout() -> Response:
-    response = RedirectResponse(COOKIE_PATH, status_code=303)
-    response.delete_cookie(COOKIE, path=COOKIE_PATH, httponly=True, samesite="strict")
-    return response
+def logout(request: Request) -> Response:
+    """End the browser's session (the dashboard's form carries no CSRF token yet)."""
+    return session_routes.log_out(request)
 
 
 @router.get("", response_class=HTMLResponse)
@@ -187,9 +172,9 @@ def dashboard(
 ) -> Response:
     """The dashboard; without a finance or ops key, a redirect to the login form."""
     key = _key_of(request)
-    actor = _reader(key)
-    if actor is None:
-        if key and COOKIE not in request.cookies:  # a key header that is not good enough
+    viewer = _viewer(request)
+    if viewer is None:
+        if key:  # a key header that is not good enough
             return _login_page(request, "That key cannot read reports.", 401)
         target = _safe_next(str(request.url.path) + _query(request))
         return RedirectResponse(f"{COOKIE_PATH}/login?{urlencode({'next': target})}", 303)
@@ -201,7 +186,8 @@ def dashboard(
     query = {"from": query.pop("start"), "to": query.pop("end"), **query}
     html = _templates.get_template("dashboard.html").render(
         page=page,
-        actor=actor,
+        actor=viewer.actor,
+        csrf=viewer.csrf,
         query=urlencode(query),
         tables=TABLES,
     )
@@ -218,7 +204,7 @@ def export(
     segment: DbText | None = None,
 ) -> Response:
     """CSV of one report table, for the dashboard's download links (cookie access)."""
-    if _reader(_key_of(request)) is None:
+    if _viewer(request) is None:
         raise HTTPException(401, "log in at /dashboard first")
     table = TABLES.get(name)
     if table is None:

@@ -3,6 +3,7 @@ the real web app, and headless Chromium (Debian's, driven by Playwright) at phon
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,9 @@ from typing import Any
 from playwright.sync_api import Page
 
 from dunning.events.reconcile import reconcile
+from dunning.formatting import format_local_date
 from dunning.links import tokens
+from dunning.links.messages import MESSAGES
 from dunning.processors.stripe_adapter import StripeAdapter
 from dunning.settings import get_settings
 from tests.support import sandbox
@@ -19,6 +22,7 @@ from tests.support.ledger import all_handled, rows, scalar, wait_until
 from tests.support.servers import WebServer
 
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "update-page.png"
+README = Path(__file__).resolve().parents[2] / "README.md"
 NOTIFICATION_ID = 7001
 
 
@@ -70,6 +74,15 @@ def test_a_customer_updates_the_card_and_the_invoice_is_paid(
         page.click("#pay-button")
     page.wait_for_selector("[data-testid=message-title]")
     assert page.inner_text("[data-testid=message-title]") == "Thank you, you're all set"
+    # Which card paid, and when the subscription renews, in the customer's zone.
+    assert page.inner_text("[data-testid=paid-card]") == "Paid with Visa ending in 4242."
+    [sub] = rows(
+        "SELECT s.current_period_end, c.time_zone FROM subscriptions s"
+        " JOIN customers c ON c.id = s.customer_id WHERE s.customer_id = :c",
+        c=customer_id,
+    )
+    renews = format_local_date(sub["current_period_end"], sub["time_zone"] or "UTC", "en")
+    assert page.inner_text("[data-testid=next-renewal]") == f"Your next renewal is on {renews}."
     assert phone.errors == []
 
     [invoice] = sdk.v1.invoices.list(params={"customer": customer_id}).data
@@ -181,3 +194,62 @@ def test_tampered_expired_and_foreign_links_show_a_clear_page_with_no_account_da
         for e in phone.errors
     )
     assert scalar("SELECT count(*) FROM case_events WHERE case_id = :c", c=case["id"]) == 0
+
+
+def _readme_card_number() -> str:
+    """The card number the README's demo walk-through tells a person to type."""
+    text = " ".join(README.read_text(encoding="utf-8").split())
+    found = re.search(r"on the update page type the test card number `([0-9 ]+)`", text)
+    assert found, "the README's demo no longer says which card number to type"
+    return found.group(1)
+
+
+def _type_card(page: Page, number: str) -> None:
+    """Type as a person does, each part into its field: the sandbox's fields also move the
+    cursor on by themselves, after 16 characters of number and after the month, so
+    whatever does not fit the number field lands in the fields after it."""
+    for field, value in (
+        ("number", number),
+        ("exp_month", "12"),
+        ("exp_year", "34"),
+        ("cvc", "123"),
+        ("postal_code", "10001"),
+    ):
+        page.click(f"#card-element input[placeholder={field}]")
+        page.keyboard.press("End")
+        page.keyboard.type(value)
+
+
+def test_the_readme_card_works_and_spaces_get_a_message_that_says_what_to_do(
+    site: WebServer, processor: str, celery_worker: object, phone: Phone
+) -> None:
+    customer_id, _, case = _open_case(processor)
+    page = phone.page
+    link = tokens.make_link(case["id"], customer_id, None)
+    page.goto(link)
+    page.wait_for_selector("#card-element input[placeholder=number]")
+
+    # The number as printed on a card, with spaces: the sandbox refuses it with a bare
+    # "Bad request"; the page says what went wrong and what to do, in its own words.
+    _type_card(page, "4242 4242 4242 4242")
+    page.click("#pay-button")
+    errors = page.locator("#card-errors")
+    errors.wait_for(state="visible")
+    page.wait_for_function("document.getElementById('card-errors').textContent.length > 0")
+    assert errors.inner_text() == MESSAGES["en"]["card_invalid"]
+    assert "Bad request" not in page.inner_text("body")
+    assert "without spaces" in errors.inner_text() and "Nothing was charged" in errors.inner_text()
+    assert page.is_enabled("#pay-button")
+    assert scalar("SELECT state FROM dunning_cases WHERE id = :c", c=case["id"]) == "open"
+
+    # Exactly what the README says to type pays the invoice.
+    number = _readme_card_number()
+    assert " " not in number
+    page.goto(link)
+    page.wait_for_selector("#card-element input[placeholder=number]")
+    _type_card(page, number)
+    with page.expect_navigation():
+        page.click("#pay-button")
+    page.wait_for_selector("[data-testid=message-title]")
+    assert page.inner_text("[data-testid=message-title]") == "Thank you, you're all set"
+    assert scalar("SELECT state FROM dunning_cases WHERE id = :c", c=case["id"]) == "recovered"

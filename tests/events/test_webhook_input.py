@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from dunning.app import create_app
 from dunning.events.signature import sign
 from dunning.settings import get_settings
 from tests.support.ledger import scalar
@@ -101,7 +102,7 @@ def test_a_non_ascii_signature_header_answers_400(web: WebServer, header: bytes)
     with httpx.Client(timeout=10) as client:
         for value in (header, valid + b"," + header):
             answer = client.post(
-                f"{web.url}/webhooks/stripe", content=body, headers={"Stripe-Signature": value}
+                f"{web.url}/webhooks/stripe", content=body, headers=[(b"Stripe-Signature", value)]
             )
             assert answer.status_code == 400, answer.text
     assert _count() == 0
@@ -118,19 +119,19 @@ def test_poisoned_events_do_not_stop_intake(web: WebServer) -> None:
     assert _count() == 1
 
 
-def test_healthz_reports_a_stopped_writer_and_intake_answers_503(web: WebServer) -> None:
-    committer = web.server.config.app.api.state.committer
-    tasks: list[asyncio.Task[None]] = committer._tasks
-    stopped = threading.Event()
+def test_healthz_reports_a_stopped_writer_and_intake_answers_503(clean_db: None) -> None:
+    service = create_app()
+    with WebServer(service) as web, httpx.Client(timeout=15) as client:
+        tasks: list[asyncio.Task[None]] = service.api.state.committer._tasks
+        stopped = threading.Event()
 
-    def cancel() -> None:
-        for task in tasks:
-            task.cancel()
-        stopped.set()
+        def cancel() -> None:
+            for task in tasks:
+                task.cancel()
+            stopped.set()
 
-    tasks[0].get_loop().call_soon_threadsafe(cancel)
-    assert stopped.wait(5)
-    with httpx.Client(timeout=15) as client:
+        tasks[0].get_loop().call_soon_threadsafe(cancel)
+        assert stopped.wait(5)
         health = client.get(f"{web.url}/healthz")
         assert health.status_code == 503
         assert health.json()["intake"] == "writer stopped"

@@ -8,10 +8,12 @@ from typer.testing import CliRunner
 
 from dunning.admin.actors import cli_actor
 from dunning.cli import app
-from tests.support.admin import policy_text
+from tests.support.admin import policy_text, shipped_version
 from tests.support.ledger import rows
 
 runner = CliRunner()
+
+V = shipped_version()  # the shipped default policy's version: installed first
 
 
 def _write(folder: Path, text: str, name: str = "policy.toml") -> Path:
@@ -24,27 +26,27 @@ def test_apply_list_show_activate_split(clean_db: None, tmp_path: Path) -> None:
     v2 = _write(tmp_path, policy_text(2, max_attempts=5))
     applied = runner.invoke(app, ["policy", "apply", str(v2)])
     assert applied.exit_code == 0, applied.output
-    assert "stored default v2" in applied.stdout
-    assert "dunning policy activate default 2" in applied.stdout
+    assert f"stored default v{V + 1}" in applied.stdout
+    assert f"dunning policy activate default {V + 1}" in applied.stdout
     again = runner.invoke(app, ["policy", "apply", str(v2)])
     assert again.exit_code == 0 and "nothing changed" in again.stdout
 
     listed = runner.invoke(app, ["policy", "list"])
     assert listed.exit_code == 0
     lines = listed.stdout.splitlines()
-    assert any(line.split()[:4] == ["default", "1", "active", "100%"] for line in lines)
-    assert any(line.split()[:4] == ["default", "2", "inactive", "0%"] for line in lines)
+    assert any(line.split()[:4] == ["default", str(V), "active", "100%"] for line in lines)
+    assert any(line.split()[:4] == ["default", str(V + 1), "inactive", "0%"] for line in lines)
 
     shown = runner.invoke(app, ["policy", "show", "default"])  # the latest version
     assert shown.exit_code == 0
-    assert "# default v2" in shown.stdout and "max_attempts = 5" in shown.stdout
+    assert f"# default v{V + 1}" in shown.stdout and "max_attempts = 5" in shown.stdout
 
-    activated = runner.invoke(app, ["policy", "activate", "default", "2"])
-    assert activated.exit_code == 0 and "active: default v2" in activated.stdout
-    split = runner.invoke(app, ["policy", "split", "default", "1", "20"])
+    activated = runner.invoke(app, ["policy", "activate", "default", str(V + 1)])
+    assert activated.exit_code == 0 and f"active: default v{V + 1}" in activated.stdout
+    split = runner.invoke(app, ["policy", "split", "default", str(V), "20"])
     assert split.exit_code == 0
-    assert "split: default v1 for 20% of customers" in split.stdout
-    assert runner.invoke(app, ["policy", "split", "default", "1", "0"]).exit_code == 0
+    assert f"split: default v{V} for 20% of customers" in split.stdout
+    assert runner.invoke(app, ["policy", "split", "default", str(V), "0"]).exit_code == 0
 
     by_cli = rows("SELECT action FROM audit_log WHERE actor = :a ORDER BY id", a=cli_actor())
     assert [r["action"] for r in by_cli] == [
@@ -56,7 +58,7 @@ def test_apply_list_show_activate_split(clean_db: None, tmp_path: Path) -> None:
 
 
 def test_refusals_are_readable(clean_db: None, tmp_path: Path) -> None:
-    bad = _write(tmp_path, policy_text(2).replace("max_days = 21", "max_days = 400"))
+    bad = _write(tmp_path, policy_text(2).replace("max_days = 28", "max_days = 400"))
     refused = runner.invoke(app, ["policy", "apply", str(bad)])
     assert refused.exit_code == 1
     assert "limits.max_days" in refused.stderr and str(bad) in refused.stderr
@@ -80,7 +82,7 @@ def test_preview_prints_the_schedule_in_local_time(clean_db: None, tmp_path: Pat
     shown = runner.invoke(app, args)
     assert shown.exit_code == 0, shown.output
     out = shown.stdout
-    assert "policy default v1 · insufficient_funds · visa · America/New_York" in out
+    assert f"policy default v{V} · insufficient_funds · visa · America/New_York" in out
     assert "first failure Mon 2025-03-03 09:00 EST (2025-03-03 14:00 UTC)" in out
     kinds = {"retry", "wait_for_card", "customer_action", "give_up"}
     rows_ = [line.split() for line in out.splitlines() if line.split()[1:2] in ([k] for k in kinds)]
@@ -90,8 +92,9 @@ def test_preview_prints_the_schedule_in_local_time(clean_db: None, tmp_path: Pat
 
     file = _write(tmp_path, policy_text(3, max_attempts=2))
     from_file = runner.invoke(app, [*args[:2], "--file", str(file), *args[2:]])
-    assert from_file.exit_code == 0 and "policy default v3" in from_file.stdout
-    assert rows("SELECT id FROM retry_policies WHERE version = 3") == []  # preview stores nothing
+    assert from_file.exit_code == 0 and f"policy default v{V + 2}" in from_file.stdout
+    stored = rows("SELECT id FROM retry_policies WHERE version = :v", v=V + 2)
+    assert stored == []  # preview stores nothing
 
     bad_zone = runner.invoke(app, ["policy", "preview", "--time-zone", "Mars/Olympus"])
     assert bad_zone.exit_code == 1 and "unknown time zone" in bad_zone.stderr

@@ -11,7 +11,7 @@ import pytest
 from dunning.policy.activation import DEFAULT_POLICY_FILE
 from dunning.policy.models import load_policy
 from dunning.policy.timing import is_payday
-from tests.support.admin import bearer, make_key, policy_text
+from tests.support.admin import bearer, make_key, policy_text, shipped_version
 from tests.support.ledger import rows
 from tests.support.servers import WebServer
 
@@ -30,12 +30,15 @@ def finance(web: WebServer) -> httpx.Client:
     return httpx.Client(base_url=web.url, headers=bearer(key), timeout=10)
 
 
+V = shipped_version()  # the shipped default policy's version: installed first
+
+
 def test_apply_list_show_over_http(ops: httpx.Client, finance: httpx.Client) -> None:
     text = policy_text(2)
     created = ops.post(P, content=text, headers={"Content-Type": "text/plain"})
     assert created.status_code == 201, created.text
     body = created.json()
-    assert (body["name"], body["version"], body["created"]) == ("default", 2, True)
+    assert (body["name"], body["version"], body["created"]) == ("default", V + 1, True)
     assert body["status"] == "inactive" and body["traffic_percent"] == 0
     assert body["source"] == text and body["policy"]["limits"]["max_attempts"] == 8
 
@@ -44,19 +47,19 @@ def test_apply_list_show_over_http(ops: httpx.Client, finance: httpx.Client) -> 
 
     listed = finance.get(P).json()
     assert [(p["name"], p["version"], p["status"]) for p in listed] == [
-        ("default", 2, "inactive"),
-        ("default", 1, "active"),  # installed on first use
+        ("default", V + 1, "inactive"),
+        ("default", V, "active"),  # installed on first use
     ]
-    shown = finance.get(f"{P}/default/1")
+    shown = finance.get(f"{P}/default/{V}")
     assert shown.status_code == 200
     assert shown.json()["source"] == DEFAULT_POLICY_FILE.read_text(encoding="utf-8")
     assert shown.json()["traffic_percent"] == 100
-    assert finance.get(f"{P}/default/9").status_code == 404
+    assert finance.get(f"{P}/default/99").status_code == 404
 
     [apply] = rows(
         "SELECT actor, details FROM audit_log WHERE action = 'policy.apply' AND actor <> 'system'"
     )
-    assert apply["actor"] == "ops-api" and apply["details"]["version"] == 2
+    assert apply["actor"] == "ops-api" and apply["details"]["version"] == V + 1
 
 
 def test_bad_policies_get_422_with_readable_problems(ops: httpx.Client) -> None:
@@ -89,23 +92,23 @@ def test_a_changed_text_for_a_stored_version_is_a_conflict(ops: httpx.Client) ->
 def test_activate_and_split_over_http(ops: httpx.Client, finance: httpx.Client) -> None:
     ops.post(P, content=policy_text(2))
     ops.post(P, content=policy_text(3))
-    activated = ops.post(f"{P}/default/2/activate")
+    activated = ops.post(f"{P}/default/{V + 1}/activate")
     assert activated.status_code == 200
-    assert activated.json()["active"]["version"] == 2 and activated.json()["split"] is None
+    assert activated.json()["active"]["version"] == V + 1 and activated.json()["split"] is None
 
-    split = ops.post(f"{P}/split", json={"name": "default", "version": 3, "percent": 25})
+    split = ops.post(f"{P}/split", json={"name": "default", "version": V + 2, "percent": 25})
     assert split.status_code == 200
-    assert split.json()["split"]["version"] == 3 and split.json()["split_percent"] == 25
+    assert split.json()["split"]["version"] == V + 2 and split.json()["split_percent"] == 25
     shares = {p["version"]: (p["status"], p["traffic_percent"]) for p in finance.get(P).json()}
-    assert shares == {3: ("split", 25), 2: ("active", 75), 1: ("inactive", 0)}
+    assert shares == {V + 2: ("split", 25), V + 1: ("active", 75), V: ("inactive", 0)}
 
     assert ops.post(f"{P}/split", json={"percent": 30}).status_code == 422  # which policy?
-    on_active = {"name": "default", "version": 2, "percent": 5}
+    on_active = {"name": "default", "version": V + 1, "percent": 5}
     assert ops.post(f"{P}/split", json=on_active).status_code == 409
     assert finance.post(f"{P}/split", json={"percent": 0}).status_code == 403
     cleared = ops.post(f"{P}/split", json={"percent": 0})
     assert cleared.status_code == 200 and cleared.json()["split"] is None
-    assert ops.post(f"{P}/default/9/activate").status_code == 404
+    assert ops.post(f"{P}/default/99/activate").status_code == 404
 
     by_ops = rows("SELECT action FROM audit_log WHERE actor = 'ops-api' ORDER BY id")
     actions = [r["action"] for r in by_ops]
@@ -132,7 +135,7 @@ def test_preview_puts_insufficient_funds_on_a_payday_in_retry_hours(
     )
     assert answer.status_code == 200, answer.text
     body = answer.json()
-    assert body["policy"]["name"] == "default" and body["policy"]["version"] == 1
+    assert body["policy"]["name"] == "default" and body["policy"]["version"] == V
     assert body["failed_at_local"] == "2025-03-03T09:00:00-05:00"
     first = body["decisions"][0]
     assert first["kind"] == "retry" and first["decline_class"] == "insufficient_funds"
@@ -148,9 +151,9 @@ def test_preview_puts_insufficient_funds_on_a_payday_in_retry_hours(
     for local in retries:
         assert timing.retry_hours.start <= local.hour < timing.retry_hours.end
         assert local.weekday() < 5 and local.utcoffset() == local.astimezone(new_york).utcoffset()
-    # Fridays, then the 15th (a Saturday) moved to Monday the 17th, then a Friday.
+    # Paydays, spaced at least 24 h, then 5 and 10 days apart (default.toml).
     dates = [t.date().isoformat() for t in retries]
-    assert dates == ["2025-03-07", "2025-03-14", "2025-03-17", "2025-03-21"]
+    assert dates == ["2025-03-07", "2025-03-14", "2025-03-28"]
     assert [d["kind"] for d in steps[-2:]] == ["wait_for_card", "give_up"]
     assert body["decisions"][-1]["kind"] == "give_up"
     assert body["decisions"][-1]["end_action"] == "cancel_subscription"
@@ -159,13 +162,16 @@ def test_preview_puts_insufficient_funds_on_a_payday_in_retry_hours(
 def test_preview_of_inline_or_stored_policies_and_bad_input(ops: httpx.Client) -> None:
     ops.post(P, content=policy_text(2, max_attempts=2))
     failure = {"decline_code": "processing_error", "failed_at": "2025-06-02T08:00:00"}
-    stored = ops.post(f"{P}/preview", json={"name": "default", "version": 2, **failure}).json()
-    assert [d["kind"] for d in stored["decisions"]] == ["retry", "give_up"]
+    stored = ops.post(f"{P}/preview", json={"name": "default", "version": V + 1, **failure})
+    kinds = [d["kind"] for d in stored.json()["decisions"]]
+    assert kinds == ["retry", "wait_for_card", "give_up"]  # attempts used: waits for a card
+    stored = stored.json()
     assert stored["failed_at_utc"] == "2025-06-02T08:00:00Z"  # naive is UTC
 
     inline = ops.post(f"{P}/preview", json={"source": policy_text(5), **failure}).json()
-    assert inline["policy"] == {"id": None, "name": "default", "version": 5}
-    assert rows("SELECT version FROM retry_policies WHERE version = 5") == []  # not stored
+    assert inline["policy"] == {"id": None, "name": "default", "version": V + 4}
+    stored_inline = rows("SELECT version FROM retry_policies WHERE version = :v", v=V + 4)
+    assert stored_inline == []  # not stored
 
     bad_zone = ops.post(f"{P}/preview", json={"time_zone": "Mars/Olympus", **failure})
     assert bad_zone.status_code == 422 and "unknown time zone" in bad_zone.json()["detail"]

@@ -29,10 +29,12 @@ from dunning.policy.store import (
     split_bucket,
 )
 from dunning.policy.versions import get_policy, get_policy_by_id, list_policies
-from tests.support.admin import policy_text
+from tests.support.admin import policy_text, shipped_version
 from tests.support.ledger import rows, scalar
 
 CUSTOMERS = [f"cus_{i:06d}" for i in range(1000)]
+
+V = shipped_version()  # the shipped default policy's version: installed first
 
 
 def _audit() -> list[tuple[str, str, str | None]]:
@@ -45,7 +47,7 @@ def test_an_empty_database_gets_the_default_policy_once(clean_db: None) -> None:
         policy_id, policy = active_policy(session)
     with session_scope() as session:
         assert active_policy(session)[0] == policy_id
-    assert (policy.name, policy.version) == ("default", 1)
+    assert (policy.name, policy.version) == ("default", V)
     [row] = rows("SELECT id, source, created_by FROM retry_policies")
     assert row["source"] == DEFAULT_POLICY_FILE.read_text(encoding="utf-8")  # verbatim
     assert row["created_by"] == "system"
@@ -75,19 +77,19 @@ def test_two_processes_bootstrapping_at_once_install_one_default(clean_db: None)
 def test_apply_list_show(clean_db: None) -> None:
     with session_scope() as session:
         stored = apply_policy(session, policy_text(2), "alice")
-    assert stored.created and stored.label == "default v2"
+    assert stored.created and stored.label == f"default v{V + 1}"
     with session_scope() as session:
         listed = [(p.name, p.version) for p in list_policies(session)]
-        shown = get_policy(session, "default", 2)
+        shown = get_policy(session, "default", V + 1)
         latest = get_policy(session, "default")
         by_id = get_policy_by_id(session, stored.id)
         assert policy_by_id(session, stored.id) == stored.policy
         with pytest.raises(PolicyNotFound, match="no stored policy default v9"):
             get_policy(session, "default", 9)
-    assert listed == [("default", 2), ("default", 1)]  # v1 installed first, still active
+    assert listed == [("default", V + 1), ("default", V)]  # the file installed first, still active
     assert shown.source == policy_text(2) and shown.created_by == "alice" and not shown.created
     assert latest.id == by_id.id == stored.id
-    assert shown.policy.version == 2
+    assert shown.policy.version == V + 1
 
 
 def test_versions_are_immutable(clean_db: None) -> None:
@@ -98,14 +100,14 @@ def test_versions_are_immutable(clean_db: None) -> None:
     assert again.id == first.id and not again.created and again.created_by == "alice"
     with session_scope() as session, pytest.raises(PolicyConflict) as conflict:
         apply_policy(session, policy_text(2, max_attempts=5), "bob")
-    assert "bump `version` (e.g. to 3)" in str(conflict.value)
+    assert f"bump `version` (e.g. to {V + 2})" in str(conflict.value)
     assert scalar("SELECT count(*) FROM retry_policies WHERE version = 2") == 1
     # no-ops and refusals are not changes
     assert [a[:2] for a in _audit() if a[0] != "system"] == [("alice", "policy.apply")]
 
 
 def test_invalid_policies_are_refused_with_every_problem(clean_db: None) -> None:
-    bad = policy_text(2).replace("max_days = 21", "max_days = 0").replace("start = 9", "start = 19")
+    bad = policy_text(2).replace("max_days = 28", "max_days = 0").replace("start = 9", "start = 19")
     with session_scope() as session, pytest.raises(PolicyError) as error:
         apply_policy(session, bad, "alice")
     problems = "\n".join(error.value.problems)
@@ -119,18 +121,22 @@ def test_activate_switches_exactly_one(clean_db: None) -> None:
         v2 = apply_policy(session, policy_text(2), "alice")
         other = apply_policy(session, policy_text(1, name="gentle", max_attempts=4), "alice")
     with session_scope() as session:
-        act = activate(session, "default", 2, "alice")
+        act = activate(session, "default", V + 1, "alice")
     assert act.active.id == v2.id
     with session_scope() as session:
         act = current_activation(session)
         statuses = {p.label: act.status(p.id) for p in list_policies(session)}
         assert active_policy(session) == (v2.id, v2.policy)
-    assert statuses == {"default v1": "inactive", "default v2": "active", "gentle v1": "inactive"}
+    assert statuses == {
+        f"default v{V}": "inactive",
+        f"default v{V + 1}": "active",
+        f"gentle v{V}": "inactive",
+    }
     assert scalar("SELECT count(*) FROM policy_activation") == 1
     with session_scope() as session:
-        activate(session, "default", 2, "alice")  # already active: nothing to change
-        activate(session, "gentle", 1, "bob")
-        activate(session, "default", 1, "bob")  # rollback
+        activate(session, "default", V + 1, "alice")  # already active: nothing to change
+        activate(session, "gentle", V, "bob")
+        activate(session, "default", V, "bob")  # rollback
     with session_scope() as session:
         assert active_policy(session)[0] == default_id
     activations = [a for a in _audit() if a[1] == "policy.activate"]
@@ -141,7 +147,7 @@ def test_activate_switches_exactly_one(clean_db: None) -> None:
         ("bob", "policy.activate", str(default_id)),
     ]
     [last] = rows("SELECT details FROM audit_log ORDER BY id DESC LIMIT 1")
-    assert last["details"]["previous"] == {"id": other.id, "name": "gentle", "version": 1}
+    assert last["details"]["previous"] == {"id": other.id, "name": "gentle", "version": V}
 
 
 def test_applying_on_an_empty_database_installs_the_default_first(clean_db: None) -> None:
@@ -165,7 +171,7 @@ def test_a_split_assigns_customers_stably_and_in_proportion(clean_db: None) -> N
         default_id = active_policy(session)[0]
         v2 = apply_policy(session, policy_text(2), "alice")
     with session_scope() as session:
-        act = set_split(session, "default", 2, 30, "alice")
+        act = set_split(session, "default", V + 1, 30, "alice")
     assert act.split is not None and act.split.id == v2.id and act.share(default_id) == 70
 
     in_b = _arms(v2.id)
@@ -174,10 +180,10 @@ def test_a_split_assigns_customers_stably_and_in_proportion(clean_db: None) -> N
     with session_scope() as session:
         assert policy_for_customer(session, None)[0] == default_id
         _, policy = policy_for_customer(session, next(iter(in_b)))
-        assert policy.version == 2
+        assert policy.version == V + 1
 
     with session_scope() as session:
-        set_split(session, "default", 2, 60, "alice")
+        set_split(session, "default", V + 1, 60, "alice")
     wider = _arms(v2.id)
     assert in_b < wider and 550 <= len(wider) <= 650  # raising the share only adds customers
 
@@ -205,20 +211,20 @@ def test_split_refusals_and_activation_ending_a_split(clean_db: None) -> None:
         active_policy(session)
         apply_policy(session, policy_text(2), "alice")
     with session_scope() as session, pytest.raises(PolicyConflict, match="is the active policy"):
-        set_split(session, "default", 1, 10, "alice")
+        set_split(session, "default", V, 10, "alice")
     with session_scope() as session, pytest.raises(InvalidRequest, match="between 0 and 100"):
-        set_split(session, "default", 2, 101, "alice")
+        set_split(session, "default", V + 1, 101, "alice")
     with session_scope() as session, pytest.raises(PolicyNotFound):
         set_split(session, "default", 7, 10, "alice")
     with session_scope() as session:
-        set_split(session, "default", 2, 10, "alice")
-        set_split(session, "default", 2, 10, "alice")  # unchanged: not audited
-        act = activate(session, "default", 2, "bob")  # arm B wins
+        set_split(session, "default", V + 1, 10, "alice")
+        set_split(session, "default", V + 1, 10, "alice")  # unchanged: not audited
+        act = activate(session, "default", V + 1, "bob")  # arm B wins
     assert act.split is None and act.split_percent == 0
     [row] = rows("SELECT details FROM audit_log WHERE action = 'policy.activate' AND actor = 'bob'")
     assert row["details"]["split_cleared"]["percent"] == 10
     with session_scope() as session:
-        set_split(session, "default", 1, 0, "bob")  # percent 0 with no split: nothing to do
+        set_split(session, "default", V, 0, "bob")  # percent 0 with no split: nothing to do
     assert [a[1] for a in _audit()].count("policy.split") == 1
 
 

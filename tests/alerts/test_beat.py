@@ -1,0 +1,50 @@
+"""Beat runs the alert check every few minutes: the schedule has it, and a real Celery
+worker runs the task, which tells the webhook."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import insert
+
+from dunning.db import session_scope
+from dunning.events.models import ProcessorEvent
+from dunning.queue import celery_app
+from dunning.settings import get_settings
+from tests.alerts.receiver import Receiver
+from tests.support.ledger import rows, wait_until
+from tests.support.smtp import environment
+from workers.tasks import check_alerts
+
+
+def test_beat_schedules_the_check_and_a_worker_runs_it(
+    receiver: Receiver, celery_worker: object
+) -> None:
+    entry = celery_app().conf.beat_schedule["check-alerts"]
+    assert entry["task"] == "workers.tasks.check_alerts"
+    assert entry["schedule"] == float(get_settings().alert_check_interval_seconds) == 300.0
+    with session_scope() as session:
+        session.execute(
+            insert(ProcessorEvent).values(
+                processor="stripe",
+                event_id="evt_stuck",
+                type="charge.failed",
+                body="{}",
+                headers={},
+                received_at=datetime.now(UTC) - timedelta(hours=1),
+            )
+        )
+    with environment(DUNNING_ALERT_WEBHOOK_URL=receiver.url):
+        check_alerts.delay()
+        wait_until(lambda: receiver.conditions() == [("webhook_backlog", 1)], what="the alert")
+        for _ in range(2):  # beat's next runs: the condition holds, nothing more is sent
+            before = _checked_at()
+            check_alerts.delay()
+            wait_until(lambda: _checked_at() > before, what="the next check")  # noqa: B023
+    assert receiver.conditions() == [("webhook_backlog", 1)]
+
+
+def _checked_at() -> datetime:
+    return rows("SELECT checked_at FROM alert_states WHERE condition = 'webhook_backlog'")[0][
+        "checked_at"
+    ]
