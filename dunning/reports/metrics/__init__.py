@@ -32,8 +32,9 @@ SQL fragments they share are in ``sql``; one module per group of tables. Definit
   "active at start" also has one created before the start.
 - **MRR**: a subscription's amount normalised to a month (yearly ÷ 12, weekly * 52/12,
   daily * 365/12, divided by the interval count).
-- **Breakdowns** (cohort): decline class = the class of the case's latest engine decision
-  that has one; decline code and card brand = those of the case's first failed charge;
+- **Breakdowns** (cohort): decline class = the class of the case's last failed charge
+  (``dunning_cases.decline_class``, recomputed from the ledger, so delivery order does
+  not change it); decline code and card brand = those of the case's first failed charge;
   plan and segment = the subscription's plan and the customer's segment now; policy = the
   policy version the case was opened with (the A/B arm).
 - **A/B**: per policy version, recovery rate of the cohort with its 95 % Wilson interval;
