@@ -10,9 +10,10 @@ from pydantic import BaseModel, ConfigDict
 
 from dunning.admin.auth import OpsActor, ReaderActor
 from dunning.cases import ops
-from dunning.cases.models import DunningCase
+from dunning.cases.models import CaseState, DunningCase
 from dunning.db import session_scope
 from dunning.http import DbText, Instant, Offset, RowId
+from dunning.policy.declines import DeclineClass
 
 router = APIRouter(prefix="/api/cases", tags=["cases"])
 
@@ -118,9 +119,9 @@ class ActionAccepted(BaseModel):
 @router.get("", response_model=list[CaseOut])
 def list_cases(
     actor: ReaderActor,
-    state: DbText | None = None,
+    state: CaseState | None = None,
     customer: DbText | None = None,
-    decline_class: DbText | None = None,
+    decline_class: DeclineClass | None = None,
     opened_from: Instant | None = None,
     opened_to: Instant | None = None,
     limit: int = Query(100, ge=1, le=1000),

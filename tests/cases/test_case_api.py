@@ -139,3 +139,14 @@ def test_the_cases_commands_list_show_and_act(clean_db: None) -> None:
     assert refused.exit_code == 1 and "no case" in refused.output
     [audit] = rows("SELECT actor, action FROM audit_log WHERE action = 'case.pause'")
     assert audit["actor"].startswith("cli:")
+
+
+def test_unknown_filter_values_are_refused_with_the_valid_ones(
+    web: WebServer, keys: dict[str, str]
+) -> None:
+    finance = _http(web, keys["finance"])
+    state = finance.get("/api/cases", params={"state": "bogus"})
+    assert state.status_code == 422 and "'open'" in state.text
+    klass = finance.get("/api/cases", params={"decline_class": "sometimes"})
+    assert klass.status_code == 422 and "'insufficient_funds'" in klass.text
+    assert finance.get("/api/cases", params={"state": "open"}).status_code == 200
