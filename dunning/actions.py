@@ -12,7 +12,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from dunning.cases.card_fetch import FetchCard
+from dunning.card_updater.check import CheckCard
+from dunning.card_updater.provider import StripeProvider
 from dunning.cases.retry import EndCase, RetryCharge
 from dunning.notify.delivery import SendEmail
 from dunning.processors.stripe_adapter import ProcessorNotConfigured, StripeAdapter
@@ -58,13 +59,20 @@ def handlers(adapter: StripeAdapter | None, settings: Settings) -> dict[str, run
         RetryCharge(adapter) if adapter else _NoProcessor(ActionKind.RETRY_CHARGE)
     )
     end: runner.ActionHandler = EndCase(adapter) if adapter else _NoProcessor(ActionKind.END_ACTION)
+    provider = StripeProvider(adapter) if adapter else None
     fetch: runner.ActionHandler = (
-        FetchCard(adapter) if adapter else _NoProcessor(ActionKind.FETCH_CARD)
+        CheckCard(provider, ActionKind.FETCH_CARD)
+        if provider
+        else _NoProcessor(ActionKind.FETCH_CARD)
+    )
+    check: runner.ActionHandler = (
+        CheckCard(provider) if provider else _NoProcessor(ActionKind.CHECK_CARD)
     )
     return {
         ActionKind.RETRY_CHARGE: retry,
         ActionKind.END_ACTION: end,
         ActionKind.FETCH_CARD: fetch,
+        ActionKind.CHECK_CARD: check,
         ActionKind.SEND_EMAIL: SendEmail(settings),
     }
 

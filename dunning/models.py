@@ -2,6 +2,7 @@
 
 from dunning.admin.models import ApiKey, AuditEntry
 from dunning.alerts.models import AlertState
+from dunning.card_updater.models import CardUpdaterRequest
 from dunning.cases.models import CaseDecision, CaseEvent, DunningCase
 from dunning.db import Base
 from dunning.events.models import ProcessorEvent
@@ -15,6 +16,7 @@ __all__ = [
     "ApiKey",
     "AuditEntry",
     "Base",
+    "CardUpdaterRequest",
     "CaseDecision",
     "CaseEvent",
     "ChargeAttempt",

@@ -89,7 +89,7 @@ class Settings(BaseSettings):
 
     @field_validator("stripe_webhook_secrets", "alert_emails", mode="before")
     @classmethod
-    def _split_secrets(cls, value: object) -> object:
+    def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value

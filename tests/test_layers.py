@@ -52,8 +52,11 @@ LAYERS: dict[str, int] = {
     "dunning.notify.sequence": 3,
     "dunning.notify.delivery": 3,
     "dunning.notify.reminders": 3,
-    # 4: dunning cases: state, planner, ops, charge actions.
+    # 4: dunning cases: state, planner, ops, charge actions; the card updater's
+    # planning and action (its provider is a building block).
     "dunning.cases": 4,
+    "dunning.card_updater": 4,
+    "dunning.card_updater.provider": 2,
     # 5: the inputs: processor events, the customer's self-serve page.
     "dunning.events": 5,
     "dunning.links": 5,

@@ -30,7 +30,7 @@ from dunning.settings import Settings
 
 log = logging.getLogger(__name__)
 
-LEASE = timedelta(minutes=2)
+LEASE = timedelta(minutes=10)  # longer than any send; only a crashed sender waits it out
 Probe = Callable[[Settings], Finding | None]
 
 
@@ -53,8 +53,8 @@ def evaluate(
     with session_scope() as session:
         for condition, check in checks.DATABASE_CHECKS.items():
             found[condition] = check(session, now, settings)
-    if probe is not None and settings.stripe_api_key:
-        found[checks.PROCESSOR_UNREACHABLE] = probe(settings)
+    if probe is not None:  # no processor configured: nothing to be unreachable
+        found[checks.PROCESSOR_UNREACHABLE] = probe(settings) if settings.stripe_api_key else None
     return found
 
 

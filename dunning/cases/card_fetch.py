@@ -7,26 +7,23 @@ So a case that opens without a known card plans one ``fetch_card`` action, due a
 once: the runner reads the customer, the subscription and the charged card at the
 processor (outside any transaction) and folds them into the ledger. The case's emails
 wait a little for it (``notify.delivery``), never more than ``WAIT_FOR_CARD``.
+
+The fetch is the card updater's first-read reason (``fetch``): its handler is
+``dunning.card_updater.check.CheckCard``, so every read of a card at the processor is
+one mechanism and one ``card_updater_requests`` row. This module only plans it.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
 from dunning.cases.models import DunningCase
-from dunning.ledger import apply
 from dunning.ledger.queries import charged_card
-from dunning.processors.stripe_adapter import ChargedCard, StripeAdapter, TransientProcessorError
-from dunning.scheduler.models import ActionKind, ActionStatus, ScheduledAction
-from dunning.scheduler.runner import Finish, NoLook, Perform, Reschedule, Step, backoff
+from dunning.scheduler.models import ActionKind
 from dunning.scheduler.schedule import upsert_action
 from dunning.settings import get_settings
-
-MAX_TRIES = 5
 
 
 def fetch_key(case_id: int) -> str:
@@ -49,70 +46,11 @@ def plan_fetch(session: Session, case: DunningCase, now: datetime) -> None:
             key=fetch_key(case.id),
             kind=ActionKind.FETCH_CARD,
             due=now,
-            payload={"customer_id": case.customer_id, "subscription_id": case.subscription_id},
+            payload={
+                "reason": "fetch",
+                "customer_id": case.customer_id,
+                "subscription_id": case.subscription_id,
+            },
             case_id=case.id,
             revive_any_canceled=False,
         )
-
-
-@dataclass(frozen=True)
-class FetchWork:
-    customer_id: str
-    subscription_id: str | None
-
-
-class FetchCard(NoLook):
-    """``fetch_card``: read the charged card at the processor into the ledger."""
-
-    kind = ActionKind.FETCH_CARD
-    transient: tuple[type[Exception], ...] = (TransientProcessorError,)
-
-    def __init__(self, adapter: StripeAdapter) -> None:
-        self.adapter = adapter
-
-    def prepare(self, session: Session, action: ScheduledAction, now: datetime) -> Step:
-        case = session.get(DunningCase, action.case_id) if action.case_id else None
-        if case is None or not case.customer_id:
-            return Finish(ActionStatus.CANCELED, "canceled: no customer")
-        if card_known(session, case):
-            return Finish(ActionStatus.DONE, "card already known")
-        return Perform(FetchWork(case.customer_id, case.subscription_id))
-
-    def perform(self, work: FetchWork) -> ChargedCard:
-        return self.adapter.charged_card(work.customer_id, work.subscription_id)
-
-    def record(
-        self,
-        session: Session,
-        action: ScheduledAction,
-        work: FetchWork,
-        outcome: ChargedCard,
-        now: datetime,
-    ) -> Finish:
-        version = int(time.time())
-        apply.apply_customer(session, outcome.customer, version)
-        subscription = outcome.subscription
-        if subscription is not None and subscription.get("status") != "canceled":
-            # (a cancellation reaches the case through its webhook or the reconciler)
-            apply.apply_subscription(session, subscription, version)
-        if outcome.payment_method is None:
-            return Finish(ActionStatus.DONE, "no card on file")
-        apply.apply_payment_method(session, outcome.payment_method, version)
-        return Finish(ActionStatus.DONE, "card fetched")
-
-    def postpone(
-        self,
-        session: Session,
-        action: ScheduledAction,
-        work: FetchWork,
-        exc: Exception,
-        now: datetime,
-    ) -> Finish | Reschedule:
-        if action.attempts >= MAX_TRIES:
-            return Finish(ActionStatus.FAILED, f"failed: processor unavailable: {exc}")
-        return Reschedule(now + backoff(action.attempts, timedelta(minutes=30)), str(exc))
-
-    def abandon(
-        self, session: Session, action: ScheduledAction, now: datetime
-    ) -> Finish | Reschedule:
-        return Finish(ActionStatus.FAILED, "failed: its workers kept dying")

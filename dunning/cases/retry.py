@@ -18,13 +18,14 @@ again. The end action calls the processor the same way, between two transactions
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from dunning.card_updater.plan import follows_hit
 from dunning.cases import planner
 from dunning.cases import service as cases
 from dunning.cases.models import CaseState, DunningCase
@@ -60,6 +61,7 @@ class ChargeWork:
     end_action: str
     retry_now: bool
     processor_ref: str | None  # the invoice's payments as the last dispatch saw them
+    triggered_by: TriggeredBy = TriggeredBy.SERVICE  # card_updater right after its hit
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,8 @@ class RetryCharge:
     ) -> Step:
         case = _case(session, action)
         invoice = seen.invoice
+        if follows_hit(session, case):  # the updater changed the card since the last failure
+            work = replace(work, triggered_by=TriggeredBy.CARD_UPDATER)
         if action.started_attempt is not None and processor_ref(invoice) != action.processor_ref:
             # An earlier dispatch charged and then died: record that charge as ours (it
             # may have paid the invoice, and the case may have closed since), never
@@ -207,7 +211,7 @@ class RetryCharge:
             result,
             now,
             ref=str(work.attempt_number),
-            triggered_by=TriggeredBy.SERVICE,
+            triggered_by=work.triggered_by,
         )
 
 

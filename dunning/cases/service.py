@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from dunning.card_updater import plan as card_updater
 from dunning.cases import card_fetch, planner
 from dunning.cases.models import CaseState, DunningCase, RecoveredBy
 from dunning.db import table as core_table
@@ -73,9 +74,11 @@ def on_failed_charge(
 
 
 def replan(session: Session, case: DunningCase, now: datetime) -> Decision | None:
-    """Ask the planner what comes next for the case, then plan the emails that go with it."""
+    """Ask the planner what comes next for the case, then the card updater calls a retry
+    needs (a closed card's retry becomes a wait), then the emails that go with it."""
     decision = planner.plan(session, case, now)
     if decision is not None:
+        decision = card_updater.after_decision(session, case, decision, now)
         emails.plan_case_emails(session, case, decision, now)
     return decision
 

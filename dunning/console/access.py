@@ -81,7 +81,7 @@ def secure_cookie(request: Request) -> bool:
     return request.url.scheme == "https" or public.startswith("https://")
 
 
-def safe_next(target: str | None) -> str:
+def safe_next(target: str | None, fallback: str = HOME) -> str:
     """Only a path of the console or the dashboard: never an open redirect."""
     if (
         target
@@ -89,7 +89,7 @@ def safe_next(target: str | None) -> str:
         and not any(bad in target for bad in ("//", "\\", "\n", "\r"))
     ):
         return target
-    return HOME
+    return fallback
 
 
 def login_url(next_url: str, why: str | None = None) -> str:

@@ -189,11 +189,11 @@ def _retry_now(case_id: int, now: datetime) -> Verdict:
         case = session.get(DunningCase, case_id)
         decision = planner.decide_for(session, case, now, retry_now=True) if case else None
         ops.retry_now(session, case_id, "console:dry-run", now)
-        reason = f" ({decision.reason})" if decision else ""
+        reason = f" The engine: {decision.reason}." if decision else ""
         return Verdict(
             True,
-            f"The card network rules allow a retry now{reason}: the card is "
-            "charged within a minute, outside the policy's timing.",
+            "The card network rules allow a retry now: the card is charged within a minute, "
+            f"outside the policy's timing.{reason}",
         )
     except ops.CaseActionRefused as exc:
         return Verdict(False, f"Not possible now: {exc}.")

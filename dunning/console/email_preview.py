@@ -21,8 +21,6 @@ from dunning.ledger.models import Subscription
 from dunning.ledger.queries import charged_card
 from dunning.notify.compose import END_ACTION_WORDING, NotNeeded, Undeliverable, compose
 from dunning.notify.render import (
-    LOCALES,
-    TEMPLATES,
     RenderedEmail,
     render_email,
     sample_context,
@@ -31,8 +29,6 @@ from dunning.notify.sequence import DUNNING
 from dunning.policy import store
 from dunning.scheduler.models import ActionKind, ActionStatus, ScheduledAction
 from dunning.settings import Settings
-
-__all__ = ["LOCALES", "TEMPLATES", "Shown", "show"]
 
 
 @dataclass(frozen=True)

@@ -80,10 +80,6 @@ def relative(moment: datetime | None, now: datetime | None = None) -> str:
     return f"in {text}" if seconds > 0 else f"{text} ago"
 
 
-def percent(value: float | None) -> str:
-    return "—" if value is None else f"{value * 100:.1f}%"
-
-
 _env = Environment(
     loader=FileSystemLoader(TEMPLATES),
     autoescape=select_autoescape(["html"]),
@@ -95,7 +91,6 @@ _env.filters.update(
     when=when,
     local=local,
     relative=relative,
-    percent=percent,
     card_brand=card_brand_name,
 )
 

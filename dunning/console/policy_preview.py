@@ -54,9 +54,6 @@ class PreviewForm:
     currency: str = "usd"
     failed_at: str = ""  # ISO; empty: now
 
-    def query(self) -> dict[str, str]:
-        return {k: v for k, v in self.__dict__.items() if v}
-
 
 @dataclass
 class Preview:

@@ -100,10 +100,11 @@ def login_page(
     return RedirectResponse(safe_next(next_url), 303)
 
 
-async def log_in(request: Request) -> Response:
-    """Check the form's CSRF token and key; on success, a new session and a redirect."""
+async def log_in(request: Request, fallback: str = HOME) -> Response:
+    """Check the form's CSRF token and key; on success, a new session and a redirect
+    to the form's ``next`` (``fallback`` when it is not a console or dashboard path)."""
     fields = await form_fields(request)
-    target = safe_next(fields.get("next"))
+    target = safe_next(fields.get("next"), fallback)
     settings = settings_of(request)
     address = request.client.host if request.client else "unknown"
     redis_url = settings.redis_url or ""

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
@@ -25,7 +25,7 @@ from dunning.admin.actors import Actor
 from dunning.admin.auth import READ_ROLES, KeyRefused, check_key, header_key
 from dunning.admin.sessions import SessionRefused
 from dunning.console import session_routes
-from dunning.console.access import Viewer, viewer_of
+from dunning.console.access import ConsoleRoute, Viewer, poster, viewer_of
 from dunning.http import FIRST_DAY, LAST_DAY, Day, DbText
 from dunning.reports.dashboard_page import Period, build_page
 from dunning.reports.display import email_step_name, exact, fmt_duration, fmt_money, fmt_rate
@@ -33,7 +33,7 @@ from dunning.reports.routes import csv_response, report_filters
 from dunning.reports.schemas import Filters
 from dunning.reports.tables import TABLES, filters, reading
 
-router = APIRouter(prefix="/dashboard", include_in_schema=False)
+router = APIRouter(prefix="/dashboard", include_in_schema=False, route_class=ConsoleRoute)
 
 COOKIE_PATH = "/dashboard"
 DEFAULT_DAYS = 30
@@ -153,12 +153,12 @@ def _no_store() -> dict[str, str]:
 @router.post("/login")
 async def login(request: Request) -> Response:
     """Check the key from the form (the console's login: CSRF token, throttle, session)."""
-    return await session_routes.log_in(request)
+    return await session_routes.log_in(request, fallback=COOKIE_PATH)
 
 
 @router.post("/logout")
-def logout(request: Request) -> Response:
-    """End the browser's session (the dashboard's form carries no CSRF token yet)."""
+def logout(request: Request, viewer: Annotated[Viewer, Depends(poster)]) -> Response:
+    """End the browser's session (the form carries the session's CSRF token)."""
     return session_routes.log_out(request)
 
 

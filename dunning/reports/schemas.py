@@ -79,6 +79,10 @@ class ChannelRow(BaseModel):
     cases: int
     amount: int
     share: float | None = Field(description="amount / all recovered amount of the currency")
+    calls: int | None = Field(
+        None, description="card_updater only: updater calls about the cohort's cases"
+    )
+    hits: int | None = Field(None, description="card_updater only: calls that found a changed card")
 
 
 class TimeToRecoveryRow(BaseModel):

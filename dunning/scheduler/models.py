@@ -36,7 +36,8 @@ class ActionKind(StrEnum):
     RETRY_CHARGE = "retry_charge"  # dunning.cases.retry
     END_ACTION = "end_action"  # dunning.cases.retry
     SEND_EMAIL = "send_email"  # dunning.notify.delivery
-    FETCH_CARD = "fetch_card"  # dunning.cases.card_fetch
+    FETCH_CARD = "fetch_card"  # planned by dunning.cases.card_fetch, run by dunning.card_updater
+    CHECK_CARD = "check_card"  # dunning.card_updater
 
 
 class ScheduledAction(Base):

@@ -49,8 +49,10 @@ def test_replaying_failed_events_from_the_console(web: WebServer, celery_worker:
             sent = ops.post(f"/console/maintenance/{job}", data={"csrf": csrf_of(page.text)})
             assert sent.status_code == 303
     wait_until(
-        lambda: rows("SELECT status FROM processor_events WHERE id = :i", i=pk)
-        == [{"status": "handled"}],
+        lambda: (
+            rows("SELECT status FROM processor_events WHERE id = :i", i=pk)
+            == [{"status": "handled"}]
+        ),
         what="the replayed event applied by the worker",
     )
     assert rows("SELECT email FROM customers") == [{"email": "replayed@example.com"}]

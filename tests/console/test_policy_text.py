@@ -54,6 +54,7 @@ def test_messages_point_at_their_line_or_their_table_or_nowhere() -> None:
 def test_the_annotated_excerpt_keeps_context_around_each_problem() -> None:
     bad = TEXT.replace("max_attempts = 5", "max_attempts = 0")
     [(message, line)] = _problems(bad)
+    assert line is not None
     shown = annotated(bad, [p for p in locate(bad, [message])], context=2)
     assert [s.number for s in shown if s] == list(range(line - 2, line + 3))
     assert [s.problems for s in shown if s and s.number == line] == [[message]]

@@ -86,8 +86,14 @@ def test_the_dashboard_is_behind_the_same_login(web: WebServer) -> None:
         assert browser.get("/dashboard").status_code == 200
         assert browser.get("/dashboard/csv/channels").status_code == 200
         assert browser.get("/dashboard/login").headers["location"] == "/dashboard"
-        assert browser.post("/dashboard/logout").status_code == 303
+        assert browser.post("/dashboard/logout").status_code == 403  # no CSRF token
+        token = csrf_of(browser.get("/dashboard").text)
+        assert browser.post("/dashboard/logout", data={"csrf": token}).status_code == 303
         assert browser.get("/dashboard").status_code == 303
+    with _client(web) as browser:  # the dashboard's form goes back to the dashboard
+        form = browser.get("/dashboard/login")
+        elsewhere = {"key": key, "csrf": csrf_of(form.text), "next": "https://evil.example/"}
+        assert browser.post("/dashboard/login", data=elsewhere).headers["location"] == "/dashboard"
     with _client(web, **bearer(key)) as api:  # a key in a header still reads it
         assert api.get("/dashboard").status_code == 200
         assert api.get("/dashboard", headers=bearer("dk_finance_nope")).status_code == 401

@@ -100,8 +100,8 @@ def test_dashboard_shows_the_api_numbers_and_every_chart(
     page.click("button[type=submit]")
     page.wait_for_selector("[data-table=recovery]")
     assert page.url.startswith(f"{seeded.url}/dashboard?")
-    cookie = next(c for c in context.cookies() if c["name"] == "dunning_dashboard_key")
-    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    cookie = next(c for c in context.cookies() if c["name"] == "dunning_session")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Lax" and key not in cookie["value"]
 
     for chart in CHARTS:
         svg = page.locator(f'svg[data-chart="{chart}"]')

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import date
 
@@ -114,25 +115,40 @@ def test_requests_without_a_reading_role_are_refused(web: WebServer) -> None:
     assert anonymous.get("/dashboard/csv/recovery").status_code == 401
     bad = anonymous.post("/dashboard/login", content="key=dk_nope&next=/dashboard",
                          headers={"Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
-    assert bad.status_code == 401 and "set-cookie" not in bad.headers
+    # A login form that did not come from our page (no CSRF token) is refused first.
+    assert bad.status_code == 403
+    assert anonymous.get("/dashboard").status_code == 303  # and logged nobody in
 
 
-def test_login_sets_a_strict_http_only_cookie(web: WebServer) -> None:
+def test_login_sets_a_session_cookie_and_forms_need_the_csrf_token(web: WebServer) -> None:
     key = make_key("finance", "finance-login")
     client = httpx.Client(base_url=web.url, timeout=30)
+    form = client.get("/dashboard/login").text
+    token = re.search(r'name="csrf" value="([^"]+)"', form)
+    assert token is not None
     login = client.post(
         "/dashboard/login",
-        content=httpx.QueryParams({"key": key, "next": "https://evil.example/"}).__str__(),
+        content=str(
+            httpx.QueryParams({"key": key, "next": "https://evil.example/", "csrf": token[1]})
+        ),
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
     assert login.status_code == 303 and login.headers["location"] == "/dashboard"
     cookie = login.headers["set-cookie"].lower()
-    assert "httponly" in cookie and "samesite=strict" in cookie and "path=/dashboard" in cookie
+    assert "httponly" in cookie and "samesite=lax" in cookie and "path=/" in cookie
+    assert key.lower() not in cookie  # the browser holds a session, never the key
     page = client.get("/dashboard", params=PERIOD)
     assert page.status_code == 200 and 'data-chart="recovery-by-month"' in page.text
     csv = client.get("/dashboard/csv/channels", params=PERIOD)
     assert csv.status_code == 200 and csv.text.startswith("currency,channel,")
-    client.post("/dashboard/logout")
+    assert client.post("/dashboard/logout").status_code == 403  # no CSRF token
+    logout_token = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert logout_token is not None
+    client.post(
+        "/dashboard/logout",
+        content=f"csrf={logout_token[1]}",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert client.get("/dashboard").status_code == 303
 
 

@@ -28,7 +28,8 @@ from dunning.reports.schemas import (
 )
 from dunning.reports.stats import ratio
 
-CHANNELS = ("retry", "processor", "customer", "card_updater")
+UPDATER = "card_updater"
+CHANNELS = ("retry", "processor", "customer", UPDATER)
 MAX_DAY = 30  # the last bucket of the time-to-recovery distribution: 30 days or more
 
 Percentiles = dict[str, tuple[float | None, float | None]]
@@ -103,8 +104,9 @@ def recovered_by_channel(conn: Connection, f: Filters) -> list[ChannelRow]:
         FROM {cohort(f)} AND {RECOVERED}
         GROUP BY 1, 2"""
     found = {(r["currency"], r["channel"]): r for r in rows(conn, sql, params(f))}
+    updater = updater_calls(conn, f)
     out: list[ChannelRow] = []
-    for currency in sorted({cur for cur, _ in found}):
+    for currency in sorted({cur for cur, _ in found} | set(updater)):
         total = sum(r["amount"] for (cur, _), r in found.items() if cur == currency)
         channels = [*CHANNELS, *sorted({ch for cur, ch in found if cur == currency} - {*CHANNELS})]
         for channel in channels:
@@ -116,9 +118,22 @@ def recovered_by_channel(conn: Connection, f: Filters) -> list[ChannelRow]:
                     cases=r["cases"],
                     amount=r["amount"],
                     share=ratio(r["amount"], total),
+                    calls=updater.get(currency, (0, 0))[0] if channel == UPDATER else None,
+                    hits=updater.get(currency, (0, 0))[1] if channel == UPDATER else None,
                 )
             )
     return out
+
+
+def updater_calls(conn: Connection, f: Filters) -> dict[str, tuple[int, int]]:
+    """Per currency: the card updater's calls about the cohort's cases, and its hits (the
+    card changed). A first read of an unknown card (``fetch``) is no updater call."""
+    sql = f"""
+        SELECT {CURRENCY} AS currency, count(*) AS calls,
+            count(*) FILTER (WHERE r.result IN ('new_expiry', 'new_card')) AS hits
+        FROM card_updater_requests r, {cohort(f)} AND r.case_id = c.id AND r.reason <> 'fetch'
+        GROUP BY 1"""
+    return {r["currency"]: (int(r["calls"]), int(r["hits"])) for r in rows(conn, sql, params(f))}
 
 
 def time_to_recovery(conn: Connection, f: Filters) -> list[TimeToRecoveryRow]:
