@@ -12,7 +12,7 @@ from dunning.admin.auth import CHANGE_ROLES, READ_ROLES, KeyRefused, check_key, 
 from dunning.admin.keys import ApiKeyError, authenticate, create_api_key, revoke_api_key
 from dunning.admin.models import Role
 from dunning.db import session_scope
-from tests.support.admin import bearer, make_key
+from tests.support.admin import bearer, make_key, shipped_version
 from tests.support.ledger import rows, scalar
 from tests.support.servers import WebServer
 
@@ -96,10 +96,11 @@ def test_http_roles(web: WebServer) -> None:
     denied = http.post(url, content="x", headers=bearer(finance))
     assert denied.status_code == 403
     assert "needs ops" in denied.json()["detail"]
-    denied = http.post(f"{url}/default/1/activate", headers={"X-API-Key": finance})
+    activate = f"{url}/default/{shipped_version()}/activate"
+    denied = http.post(activate, headers={"X-API-Key": finance})
     assert denied.status_code == 403
-    assert http.post(f"{url}/default/1/activate", headers=bearer(revoked)).status_code == 401
-    assert http.post(f"{url}/default/1/activate", headers=bearer(ops)).status_code == 200
+    assert http.post(activate, headers=bearer(revoked)).status_code == 401
+    assert http.post(activate, headers=bearer(ops)).status_code == 200
 
 
 def test_one_key_check_serves_the_api_and_the_dashboard(clean_db: None) -> None:

@@ -13,7 +13,7 @@ from dunning.events.models import ProcessorEvent
 from tests.console.helpers import csrf_of, login
 from tests.support.admin import make_key
 from tests.support.cases import store
-from tests.support.ledger import rows, wait_until
+from tests.support.ledger import all_handled, rows, wait_until
 from tests.support.servers import WebServer
 from tests.support.stripe_events import event, fixture
 
@@ -21,6 +21,7 @@ from tests.support.stripe_events import event, fixture
 def test_replaying_failed_events_from_the_console(web: WebServer, celery_worker: object) -> None:
     customer = fixture("customer", id="cus_replayed", email="replayed@example.com")
     [pk] = store(event("customer.created", customer, created=int(time.time())))
+    wait_until(all_handled, what="the worker applied it")  # then it fails, as below
     with session_scope() as session:  # as a failed handling leaves it
         session.execute(
             update(ProcessorEvent)

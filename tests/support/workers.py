@@ -9,7 +9,9 @@ service logs (``died in N dispatches``).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -29,6 +31,8 @@ from tests.support.stripe_events import REPO
 # and not yet acknowledged waits in this hash (a killed worker's stays there).
 QUEUE_KEY = "celery"
 UNACKED_KEY = "unacked"
+# About how long ``dunning worker`` takes to start consuming on a busy two-core machine.
+BOOT_SECONDS = 6.0
 
 
 @dataclass
@@ -41,10 +45,12 @@ class Workers:
     procs: list[subprocess.Popen[bytes] | None] = field(default_factory=list)
     logs: list[Path] = field(default_factory=list)
     kills: int = 0
+    started: list[float] = field(default_factory=list)
     _files: list[IO[bytes]] = field(default_factory=list)
 
     def __enter__(self) -> Workers:
         self.procs = [None] * self.count
+        self.started = [0.0] * self.count
         for slot in range(self.count):
             self.start(slot)
         return self
@@ -65,16 +71,22 @@ class Workers:
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: one killpg takes the tree
         )
+        self.started[slot] = time.monotonic()
+
+    def pick(self, rng: random.Random, boot: float = BOOT_SECONDS) -> int:
+        """A worker to kill: any, but one still starting up (it holds no work yet) only
+        when all are."""
+        now = time.monotonic()
+        ready = [s for s in range(self.count) if now - self.started[s] >= boot]
+        return rng.choice(ready or list(range(self.count)))
 
     def kill(self, slot: int) -> None:
         """SIGKILL the worker's whole process tree and reap it."""
         proc = self.procs[slot]
         if proc is None:
             return
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         proc.wait(10)
         self.procs[slot] = None
 
