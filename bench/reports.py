@@ -30,8 +30,8 @@ from dunning.db import engine_for  # noqa: E402
 from dunning.migrate import upgrade  # noqa: E402
 from dunning.reports.schemas import Filters  # noqa: E402
 from dunning.reports.tables import TABLES, reading  # noqa: E402
-from tests.support.synthetic import seed  # noqa: E402
 from tests.support.servers import fresh_database, postgres_server_url  # noqa: E402
+from tests.support.synthetic import seed  # noqa: E402
 
 
 def _time(url: str, name: str, f: Filters, runs: int) -> tuple[float, float, int]:
