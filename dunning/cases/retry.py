@@ -99,25 +99,36 @@ def _work(case: DunningCase, action: ScheduledAction) -> ChargeWork:
     )
 
 
-def _postpone(action: ScheduledAction, exc: Exception, now: datetime) -> Finish | Reschedule:
-    """A timeout, 429 or 5xx is not a card attempt: try again later, from Postgres.
+class _ProcessorAction:
+    """What the charge actions share: a processor, and what a transient error means."""
 
-    The action keeps ``started_attempt``, so the next run first checks whether the
-    charge went through before it pays (with the same idempotency key)."""
-    if action.attempts >= MAX_TRANSIENT_TRIES:
-        return Finish(ActionStatus.FAILED, f"failed: processor unavailable: {exc}")
-    due = now + backoff(action.attempts, _MAX_BACKOFF)
-    return Reschedule(due, f"processor unavailable, retrying: {exc}")
-
-
-class RetryCharge:
-    """``retry_charge``: one charge attempt of the case's invoice."""
-
-    kind = ActionKind.RETRY_CHARGE
     transient: tuple[type[Exception], ...] = (TransientProcessorError,)
 
     def __init__(self, adapter: StripeAdapter) -> None:
         self.adapter = adapter
+
+    def postpone(
+        self,
+        session: Session,
+        action: ScheduledAction,
+        work: ChargeWork,
+        exc: Exception,
+        now: datetime,
+    ) -> Finish | Reschedule:
+        """A timeout, 429 or 5xx is not a card attempt: try again later, from Postgres.
+
+        The action keeps ``started_attempt``, so the next run first checks whether the
+        charge went through before it pays (with the same idempotency key)."""
+        if action.attempts >= MAX_TRANSIENT_TRIES:
+            return Finish(ActionStatus.FAILED, f"failed: processor unavailable: {exc}")
+        due = now + backoff(action.attempts, _MAX_BACKOFF)
+        return Reschedule(due, f"processor unavailable, retrying: {exc}")
+
+
+class RetryCharge(_ProcessorAction):
+    """``retry_charge``: one charge attempt of the case's invoice."""
+
+    kind = ActionKind.RETRY_CHARGE
 
     def prepare(
         self, session: Session, action: ScheduledAction, now: datetime
@@ -185,15 +196,6 @@ class RetryCharge:
         self._record(session, work, outcome, now)
         return Finish(ActionStatus.DONE, "paid" if outcome.paid else "declined")
 
-    def postpone(
-        self,
-        session: Session,
-        action: ScheduledAction,
-        work: ChargeWork,
-        exc: Exception,
-        now: datetime,
-    ) -> Finish | Reschedule:
-        return _postpone(action, exc, now)
 
     def abandon(
         self, session: Session, action: ScheduledAction, now: datetime
@@ -215,14 +217,10 @@ class RetryCharge:
         )
 
 
-class EndCase(NoLook):
+class EndCase(NoLook, _ProcessorAction):
     """``end_action``: the policy gave up (or ops wrote the invoice off): do what it says."""
 
     kind = ActionKind.END_ACTION
-    transient: tuple[type[Exception], ...] = (TransientProcessorError,)
-
-    def __init__(self, adapter: StripeAdapter) -> None:
-        self.adapter = adapter
 
     def prepare(self, session: Session, action: ScheduledAction, now: datetime) -> Step:
         case = _case(session, action)
@@ -257,15 +255,6 @@ class EndCase(NoLook):
         emails.on_end_action(session, case, now)
         return Finish(ActionStatus.DONE, f"ended: {work.end_action}")
 
-    def postpone(
-        self,
-        session: Session,
-        action: ScheduledAction,
-        work: ChargeWork,
-        exc: Exception,
-        now: datetime,
-    ) -> Finish | Reschedule:
-        return _postpone(action, exc, now)
 
     def abandon(
         self, session: Session, action: ScheduledAction, now: datetime

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import parse_qs, urlencode
 
-from fastapi import Request
+from fastapi import Depends, Request
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
@@ -188,3 +188,8 @@ class ConsoleRoute(APIRoute):
                 return page("refused.html", exc.status, message=exc.message, viewer=None)
 
         return guarded
+
+
+# The two dependencies every console route takes, by name.
+Reader = Annotated[Viewer, Depends(reader)]
+Operator = Annotated[Viewer, Depends(operator)]

@@ -11,14 +11,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Path, Request
 from sqlalchemy.orm import Session
 from starlette.responses import RedirectResponse, Response
 
 from dunning.cases import ops
 from dunning.cases.models import DunningCase
 from dunning.console import case_search, case_view
-from dunning.console.access import ConsoleRoute, Refused, Viewer, operator, reader
+from dunning.console.access import ConsoleRoute, Operator, Reader, Refused, Viewer
 from dunning.console.pages import page
 from dunning.db import session_scope
 from dunning.http import RowId
@@ -26,8 +26,6 @@ from dunning.policy.versions import list_policies
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 
-Reader = Annotated[Viewer, Depends(reader)]
-Operator = Annotated[Viewer, Depends(operator)]
 
 DONE = {
     "retry-now": "Retry scheduled: the card is charged within a minute.",

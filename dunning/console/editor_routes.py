@@ -8,20 +8,19 @@ the line it is about (``policy_lines``). "Check" validates and previews without 
 from __future__ import annotations
 
 import re
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
 from dunning.console import policy_lines, policy_preview
 from dunning.console.access import (
     ConsoleRoute,
+    Operator,
+    Reader,
     Refused,
     Viewer,
     form_fields,
-    operator,
-    reader,
     settings_of,
 )
 from dunning.console.pages import page
@@ -34,8 +33,6 @@ from dunning.policy.versions import get_policy_by_id, latest_version
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 
-Reader = Annotated[Viewer, Depends(reader)]
-Operator = Annotated[Viewer, Depends(operator)]
 
 ORIGIN = "(console editor)"
 MAX_POLICY_CHARS = 256 * 1024

@@ -7,20 +7,20 @@ which writes the audit log.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
 from dunning.console import policy_diff, policy_preview
 from dunning.console.access import (
     ConsoleRoute,
+    Operator,
+    Reader,
     Refused,
     Viewer,
     form_fields,
-    operator,
-    reader,
     settings_of,
 )
 from dunning.console.pages import page
@@ -33,8 +33,6 @@ from dunning.policy.versions import StoredPolicy, get_policy_by_id, list_policie
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 
-Reader = Annotated[Viewer, Depends(reader)]
-Operator = Annotated[Viewer, Depends(operator)]
 
 DONE = {
     "applied": "Stored as a new version. It is not active yet: preview it, backtest it, then "

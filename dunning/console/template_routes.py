@@ -3,21 +3,22 @@ sample data or a chosen case's, rendered by the workers' own renderer."""
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from dunning.console import email_preview
-from dunning.console.access import ConsoleRoute, Refused, Viewer, reader, settings_of
+from dunning.console.access import (
+    ConsoleRoute,
+    Reader,
+    Refused,
+    settings_of,
+)
 from dunning.console.pages import page
 from dunning.db import session_scope
 from dunning.http import RowId
 from dunning.notify.render import LOCALES, TEMPLATES
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
-
-Reader = Annotated[Viewer, Depends(reader)]
 
 
 @router.get("/console/templates")
