@@ -16,11 +16,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
+import psutil
 import redis
 from sqlalchemy import text
 
@@ -80,6 +81,23 @@ class Workers:
         ready = [s for s in range(self.count) if now - self.started[s] >= boot]
         return rng.choice(ready or list(range(self.count)))
 
+    def connected_to(self, port: int) -> list[int]:
+        """Workers with a TCP connection open to ``port`` on loopback (an SMTP send in
+        progress, say)."""
+        found = []
+        for slot, proc in enumerate(self.procs):
+            if proc is None:
+                continue
+            try:
+                main = psutil.Process(proc.pid)
+                tree = [main, *main.children(recursive=True)]
+                conns = [c for p in tree for c in p.net_connections(kind="tcp")]
+            except psutil.Error:
+                continue
+            if any(c.raddr and c.raddr.port == port for c in conns):
+                found.append(slot)
+        return found
+
     def kill(self, slot: int) -> None:
         """SIGKILL the worker's whole process tree and reap it."""
         proc = self.procs[slot]
@@ -111,7 +129,7 @@ def broker(sock: Path) -> redis.Redis:
     return redis.Redis(unix_socket_path=str(sock))
 
 
-def _state(client: redis.Redis, extra: Any) -> tuple[Any, ...]:
+def _state(client: redis.Redis, extra: object) -> tuple[object, ...]:
     """Everything that moves while a live worker works: the queue, the unacknowledged
     messages, the action and notification rows, unhandled events, and ``extra``."""
     with get_engine().connect() as conn:
@@ -143,7 +161,7 @@ def wait_quiet(
     client: redis.Redis,
     quiet: float,
     timeout: float,
-    extra: Any = None,
+    extra: Callable[[], object] | None = None,
 ) -> float:
     """Wait until the live workers have nothing left to do: the queue is empty and
     nothing (broker, rows, ``extra()``) has changed for ``quiet`` seconds. Returns the
@@ -153,11 +171,11 @@ def wait_quiet(
     whose worker died, never overtake one still running (in production the lease is
     minutes and a dispatch takes well under a second)."""
     began = time.monotonic()
-    last = _state(client, extra() if callable(extra) else None)
+    last = _state(client, extra() if extra else None)
     since = time.monotonic()
     while time.monotonic() - began < timeout:
         time.sleep(0.1)
-        now_state = _state(client, extra() if callable(extra) else None)
+        now_state = _state(client, extra() if extra else None)
         if now_state != last:
             last, since = now_state, time.monotonic()
         elif now_state[0] == 0 and time.monotonic() - since >= quiet:
