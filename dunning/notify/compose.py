@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from dunning.cases.models import CaseState, DunningCase
@@ -27,6 +27,7 @@ from dunning.notify.sequence import (
     RECOVERED,
     RENEWAL,
 )
+from dunning.scheduler.models import ScheduledAction
 from dunning.settings import Settings
 from dunning.timezones import customer_zone
 
@@ -37,11 +38,6 @@ END_ACTION_WORDING = {
     "leave_past_due": "mark_unpaid",
 }
 _NO_LAST4 = "••••"
-_MAY_HAVE_REACHED = (
-    NotificationStatus.SENT,
-    NotificationStatus.CLAIMED,
-    NotificationStatus.UNKNOWN,
-)
 
 
 class NotNeeded(Exception):
@@ -216,19 +212,25 @@ def _check_case_state(session: Session, case: DunningCase, step: object) -> None
     if step == RECOVERED:
         if case.state != CaseState.RECOVERED:
             raise NotNeeded(f"case is {case.state}")
+        # A claimed row may have reached the customer only if a send started and its
+        # outcome was lost (its worker died: the action keeps ``started_attempt``); a
+        # send refused for now (``postpone``) is known not to have gone.
+        lost_send = (
+            select(ScheduledAction.id)
+            .where(
+                ScheduledAction.dedupe_key == Notification.dedupe_key,
+                ScheduledAction.started_attempt.is_not(None),
+            )
+            .exists()
+        )
         told = session.scalar(
             select(func.count())
             .select_from(Notification)
             .where(
                 Notification.case_id == case.id,
-                # A claimed or unknown one may have reached the customer (its worker
-                # died mid-send): owing them a thank-you beats owing them silence.
-                Notification.status.in_(
-                    (
-                        NotificationStatus.SENT,
-                        NotificationStatus.CLAIMED,
-                        NotificationStatus.UNKNOWN,
-                    )
+                or_(
+                    Notification.status.in_((NotificationStatus.SENT, NotificationStatus.UNKNOWN)),
+                    (Notification.status == NotificationStatus.CLAIMED) & lost_send,
                 ),
                 Notification.template != "payment_recovered",
             )

@@ -119,3 +119,40 @@ def test_a_notice_sent_by_a_worker_that_died_still_earns_the_thank_you(
         r["template"]: r["status"] for r in rows("SELECT template, status FROM notifications")
     }
     assert statuses == {"payment_failed": "unknown", "payment_recovered": "sent"}
+
+
+def test_a_notice_refused_for_now_and_then_paid_earns_no_thank_you(
+    clean_db: None, smtp: Catcher
+) -> None:
+    """451 is a known "not sent": a customer who never heard of the failure gets no
+    thank-you, even though the notice's row stayed claimed when the case closed."""
+    created = int(time.time())
+    customer = {**fixture("customer", id="cus_ops", email="lee@example.com"), "name": "Lee"}
+    [pk] = store(event("customer.created", customer, created=created - 60))
+    assert handle_event(pk) == "handled"
+    fail_invoice("in_quiet", created=created)
+    case_id = case_row("in_quiet")["id"]
+    [notice] = rows(
+        "SELECT id, due_at FROM scheduled_actions WHERE dedupe_key = :k",
+        k=f"case:{case_id}:email:0",
+    )
+    at = max(notice["due_at"], datetime.now(UTC))
+    smtp.temp_fail["lee@example.com"] = 1
+    with session_scope() as session:
+        claimed = dict(sweeper.claim(session, at, 100))
+    assert actions.run_action(None, notice["id"], claimed[notice["id"]], at).startswith(
+        "rescheduled"
+    )
+    paid = fixture("invoice", id="in_quiet", customer="cus_ops", status="paid", amount_paid=1000)
+    [pk] = store(event("invoice.paid", paid, created=created + 60, event_id="e_quiet_paid"))
+    assert handle_event(pk) == "handled"
+    thanks = scalar(
+        "SELECT id FROM scheduled_actions WHERE dedupe_key = :k",
+        k=f"case:{case_id}:email:recovered",
+    )
+    later = at + timedelta(minutes=1)
+    with session_scope() as session:
+        due = dict(sweeper.claim(session, later, 100))
+    outcome = actions.run_action(None, int(thanks), due[int(thanks)], later)
+    assert outcome == "canceled: recovered before any dunning email was sent"
+    assert smtp.messages == []
