@@ -196,7 +196,6 @@ class RetryCharge(_ProcessorAction):
         self._record(session, work, outcome, now)
         return Finish(ActionStatus.DONE, "paid" if outcome.paid else "declined")
 
-
     def abandon(
         self, session: Session, action: ScheduledAction, now: datetime
     ) -> Finish | Reschedule:
@@ -254,7 +253,6 @@ class EndCase(NoLook, _ProcessorAction):
         cases.on_invoice_changed(session, case.invoice_id)
         emails.on_end_action(session, case, now)
         return Finish(ActionStatus.DONE, f"ended: {work.end_action}")
-
 
     def abandon(
         self, session: Session, action: ScheduledAction, now: datetime
