@@ -21,7 +21,7 @@ from dunning.notify.cli import email_app
 from dunning.policy.cli import policy_app
 from dunning.reports.cli import report_app
 from dunning.settings import RUN_ENV_FILE, Settings, get_settings
-from dunning.startup import VERBOSE_ENV, log_level, setup
+from dunning.startup import VERBOSE_ENV, celery_flags, log_level, setup
 
 app = typer.Typer(help="Dunning and involuntary-churn recovery service.", no_args_is_help=True)
 events_app = typer.Typer(help="Stored processor events.", no_args_is_help=True)
@@ -82,7 +82,12 @@ def worker() -> None:
 
     settings = get_settings()
     celery.worker_main(
-        ["worker", f"--loglevel={log_level()}", f"--concurrency={settings.worker_concurrency}"]
+        [
+            *celery_flags(),
+            "worker",
+            f"--loglevel={log_level()}",
+            f"--concurrency={settings.worker_concurrency}",
+        ]
     )
 
 
@@ -94,7 +99,7 @@ def beat() -> None:
 
     schedule = Path(get_settings().data_dir) / "celerybeat-schedule"
     schedule.parent.mkdir(parents=True, exist_ok=True)
-    celery.start(["beat", f"--loglevel={log_level()}", f"--schedule={schedule}"])
+    celery.start([*celery_flags(), "beat", f"--loglevel={log_level()}", f"--schedule={schedule}"])
 
 
 @app.command()

