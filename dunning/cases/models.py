@@ -62,6 +62,8 @@ class DunningCase(Base):
     paused: Mapped[bool] = mapped_column(Boolean, server_default="false")
     end_action: Mapped[str | None] = mapped_column(String(32))
     decline_class: Mapped[str | None] = mapped_column(String(32))  # of the last failure
+    # The renewal waits for the customer to authenticate (3-D Secure): no blind retries.
+    awaiting_action_since: Mapped[datetime | None]
     opened_at: Mapped[datetime]
     closed_at: Mapped[datetime | None]
     recovered_amount: Mapped[int | None] = mapped_column(BigInteger)

@@ -37,6 +37,7 @@ class Customer(Base):
     name: Mapped[str | None] = mapped_column(String(255))
     locale: Mapped[str | None] = mapped_column(String(16))
     time_zone: Mapped[str | None] = mapped_column(String(64))
+    phone: Mapped[str | None] = mapped_column(String(32))  # E.164, for SMS notices
     segment: Mapped[str | None] = mapped_column(String(64))
     default_payment_method_id: Mapped[str | None] = mapped_column(String(255))
     deleted: Mapped[bool] = mapped_column(Boolean, server_default="false")
@@ -74,6 +75,8 @@ class Subscription(Base):
     upcoming_amount: Mapped[int | None] = mapped_column(BigInteger)
     upcoming_at: Mapped[datetime | None]
     upcoming_version: Mapped[int | None] = mapped_column(BigInteger)  # its event's time
+    start_date: Mapped[datetime | None]  # Stripe's start_date, else created: exact churn
+    pause_behavior: Mapped[str | None] = mapped_column(String(16))  # pause_collection.behavior
     version: Mapped[int] = mapped_column(BigInteger, server_default="0")
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
 

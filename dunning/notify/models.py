@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, Index, Integer, String, Text, func
+from sqlalchemy import BigInteger, Boolean, Index, Integer, String, Text, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -50,6 +50,7 @@ class Notification(Base):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     dedupe_key: Mapped[str] = mapped_column(String(255), unique=True)
     kind: Mapped[str] = mapped_column(String(32))
+    channel: Mapped[str] = mapped_column(String(8), server_default="email")  # email | sms
     template: Mapped[str] = mapped_column(String(64))
     locale: Mapped[str | None] = mapped_column(String(16))
     recipient: Mapped[str | None] = mapped_column(String(320))
@@ -65,3 +66,14 @@ class Notification(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     sent_at: Mapped[datetime | None]
+
+
+class SmsOptOut(Base):
+    """A number that replied STOP (opted_out) or START again; keyed by number, as replies are."""
+
+    __tablename__ = "sms_opt_outs"
+
+    phone: Mapped[str] = mapped_column(String(32), primary_key=True)
+    opted_out: Mapped[bool] = mapped_column(Boolean)
+    changed_at: Mapped[datetime]
+    message_id: Mapped[str | None] = mapped_column(String(64))
