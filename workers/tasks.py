@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from dunning import actions, queue
 from dunning.alerts import service as alerts
+from dunning.card_updater import expiring
 from dunning.events import reconcile as reconciler
 from dunning.events import service
 from dunning.notify import reminders
@@ -68,8 +69,11 @@ def run_actions(claimed: list[list[int]], now: str) -> dict[str, int]:
 
 @app.task(name="workers.tasks.scan_reminders")
 def scan_reminders() -> int:
-    """Plan the renewal reminders and card-expiring notices whose day has come."""
-    return reminders.scan(datetime.now(UTC))
+    """Plan the card-updater checks of expiring cards (with a processor to ask), then the
+    renewal reminders and card-expiring notices whose day has come."""
+    now = datetime.now(UTC)
+    checks = expiring.scan(now) if get_settings().stripe_api_key else 0
+    return checks + reminders.scan(now)
 
 
 @app.task(name="workers.tasks.check_alerts")

@@ -5,7 +5,8 @@ Run by the one runner (``dunning.scheduler.runner``): ``prepare`` reads the card
 ledger knows under the lock, ``perform`` asks the provider with no transaction open,
 ``record`` writes the ``card_updater_requests`` row and the processor's objects, and
 for a changed card (a card update for the engine: the case retries once with it at
-once) or a closed account re-plans the case.
+once) or a closed account re-plans the case. An ``expiring`` check (``expiring.py``)
+has no case: its answer only refreshes the ledger before the renewal.
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dunning.card_updater.models import CardUpdaterRequest
-from dunning.card_updater.plan import Reason, known_card
-from dunning.card_updater.provider import HITS, Answer, CardQuery, Provider, Result
+from dunning.card_updater.plan import Reason, expires_before, known_card
+from dunning.card_updater.provider import HITS, Answer, CardQuery, KnownCard, Provider, Result
 from dunning.cases import card_fetch
 from dunning.cases import service as cases
 from dunning.cases.models import CaseState, DunningCase
 from dunning.ledger import apply
+from dunning.ledger.models import Subscription
+from dunning.ledger.queries import charged_card, renews
 from dunning.processors import stripe_objects as so
 from dunning.scheduler.models import ActionKind, ActionStatus, ScheduledAction
 from dunning.scheduler.runner import Finish, NoLook, Perform, Reschedule, Step, backoff
@@ -34,7 +37,7 @@ _REPLANS = (*HITS, Result.ACCOUNT_CLOSED)
 
 @dataclass(frozen=True)
 class CheckWork:
-    case_id: int
+    case_id: int | None  # None: the daily scan of expiring cards (``expiring``)
     reason: Reason
     query: CardQuery
 
@@ -52,10 +55,12 @@ class CheckCard(NoLook):
         return Reason(action.payload.get("reason", default))
 
     def prepare(self, session: Session, action: ScheduledAction, now: datetime) -> Step:
+        reason = self._reason(action)
+        if reason == Reason.EXPIRING:
+            return self._prepare_expiring(session, action)
         case = session.get(DunningCase, action.case_id) if action.case_id else None
         if case is None or not case.customer_id:
             return Finish(ActionStatus.CANCELED, "canceled: no customer")
-        reason = self._reason(action)
         if reason == Reason.FETCH:
             if card_fetch.card_known(session, case):
                 return Finish(ActionStatus.DONE, "card already known")
@@ -63,6 +68,19 @@ class CheckCard(NoLook):
             return Finish(ActionStatus.CANCELED, f"canceled: case is {case.state}")
         query = CardQuery(case.customer_id, case.subscription_id, known_card(session, case))
         return Perform(CheckWork(case.id, reason, query))
+
+    def _prepare_expiring(self, session: Session, action: ScheduledAction) -> Step:
+        """Still worth asking: the subscription renews and its card still expires first."""
+        subscription = session.get(Subscription, action.payload.get("subscription_id"))
+        if subscription is None or not renews(subscription):
+            return Finish(ActionStatus.CANCELED, "canceled: the subscription no longer renews")
+        card = charged_card(session, subscription.id, subscription.customer_id)
+        renewal = subscription.current_period_end
+        if card is None or renewal is None or not expires_before(card, renewal):
+            return Finish(ActionStatus.DONE, "card no longer expires before the renewal")
+        known = KnownCard(card.id, card.fingerprint, card.last4, card.exp_month, card.exp_year)
+        query = CardQuery(subscription.customer_id or "", subscription.id, known)
+        return Perform(CheckWork(None, Reason.EXPIRING, query))
 
     def perform(self, work: CheckWork) -> Answer:
         return self.provider.ask(work.query)
@@ -87,6 +105,8 @@ class CheckCard(NoLook):
             hit = outcome.result in HITS  # the engine sees it as a network card update
             apply.apply_payment_method(session, current, version, network=hit)
         self._row(session, action, work, outcome, now)
+        if work.case_id is None:
+            return Finish(ActionStatus.DONE, str(outcome.result))
         if outcome.result in _REPLANS or work.reason == Reason.FETCH:
             # (a first read may bring the card's expiry or time zone: the plan may move)
             case = session.execute(

@@ -42,6 +42,7 @@ class Reason(StrEnum):
     FETCH = "fetch"  # a case opened without a known card (``cases.card_fetch``)
     EXPIRED_DECLINE = "expired_card"  # right after an ``expired_card`` decline
     BEFORE_RETRY = "before_retry"  # a card_data case, or a card expiring before the retry
+    EXPIRING = "expiring"  # no case: a default card expires before its next renewal
 
 
 def check_key(case_id: int, reason: Reason, attempt_number: int) -> str:
