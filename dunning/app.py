@@ -29,6 +29,8 @@ from dunning.events.routes import WEBHOOK_PATH, stripe_webhook
 from dunning.http import install_error_handlers
 from dunning.links.routes import router as links_router
 from dunning.notify.routes import router as emails_router
+from dunning.notify.sms.routes import router as sms_router
+from dunning.notify.sms.senders import warn_if_unconfigured as warn_if_no_sms
 from dunning.policy.routes import router as policy_router
 from dunning.reports.dashboard import router as dashboard_router
 from dunning.reports.routes import router as reports_router
@@ -126,6 +128,7 @@ def create_app(settings: Settings | None = None) -> Service:
     if not settings.database_url or not settings.redis_url:
         raise RuntimeError("DUNNING_DATABASE_URL and DUNNING_REDIS_URL must be set")
     database_url, redis_url = settings.database_url, settings.redis_url
+    warn_if_no_sms(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -145,6 +148,7 @@ def create_app(settings: Settings | None = None) -> Service:
     app.include_router(dashboard_router)
     app.include_router(links_router)
     app.include_router(emails_router)
+    app.include_router(sms_router)
     app.include_router(backtest_router)
     app.include_router(console_router)
 

@@ -23,6 +23,8 @@ DEMO_CUSTOMERS = [
     ("grace@example.com", "Grace Hopper", "America/New_York", "en", FAILING_CARD),
     ("wei@example.com", "Li Wei", "Asia/Shanghai", "zh-CN", GOOD_CARD),
 ]
+# Phones for SMS steps (555-01xx numbers are reserved for fiction); texts land in /outbox.
+DEMO_PHONES = {"grace@example.com": "+12125550147", "ada@example.com": "+447700900123"}
 
 
 def _port_open(port: int) -> bool:
@@ -99,6 +101,7 @@ def seed(api_base: str) -> int:
             params={
                 "email": email,
                 "name": name,
+                **({"phone": DEMO_PHONES[email]} if email in DEMO_PHONES else {}),
                 "preferred_locales": [locale],
                 "metadata": {"time_zone": tz, "segment": "demo"},
             }

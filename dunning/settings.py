@@ -69,6 +69,12 @@ class Settings(BaseSettings):
     renewal_reminders: dict[str, list[int]] = Field(default_factory=lambda: {"year": [7, 3, 2]})
     card_expiring_days: Annotated[list[int], NoDecode] = Field(default_factory=lambda: [30, 7])
     email_scan_interval_seconds: int = Field(default=900, ge=10)
+    # SMS (dunning/notify/sms): Twilio's Messages API. Unset: SMS steps are recorded
+    # skipped (the demo's outbox catches them instead when its sink runs).
+    sms_account_sid: str | None = None
+    sms_auth_token: SecretStr | None = None
+    sms_from: str | None = None  # a Twilio number (E.164) or a Messaging Service sid (MG...)
+    sms_base_url: str = "https://api.twilio.com"
     # Self-serve card-update links (dunning/links). The secret must be set with a live key.
     link_secret: SecretStr | None = Field(default=None, validate_default=True)
     link_ttl_days: int = Field(default=14, ge=1, le=365)

@@ -90,8 +90,8 @@ def show(case_id: int) -> None:
             typer.echo(f"  decision {d.kind} at {due}: {d.reason}")
         for n in line["notifications"]:
             typer.echo(
-                f"  email {n.template} ({n.locale or 'en'}) to {n.recipient or '-'}: {n.status}"
-                f"{' — ' + n.error if n.error else ''}"
+                f"  {n.channel} {n.template} ({n.locale or 'en'}) to {n.recipient or '-'}: "
+                f"{n.status}{' — ' + n.error if n.error else ''}"
             )
         for x in line["actions"]:
             typer.echo(

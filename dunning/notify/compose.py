@@ -4,6 +4,8 @@ Reading at send time rather than at planning time means a step never tells stale
 news: a case closed in the meantime, a renewal that moved or a card already
 replaced are caught here (:class:`NotNeeded`), and the amount, card and dates are
 the ledger's current ones. A customer we cannot write to is :class:`Undeliverable`.
+A text (payload ``channel = "sms"``, case notices only) is addressed to the customer's
+phone in E.164, or to no one (``recipient`` empty: delivery records it skipped).
 """
 
 from __future__ import annotations
@@ -23,10 +25,13 @@ from dunning.notify.sequence import (
     CANCELED,
     CARD_EXPIRING,
     DUNNING,
+    EMAIL,
     FINAL,
     RECOVERED,
     RENEWAL,
+    SMS,
 )
+from dunning.notify.sms.optouts import normalize_phone
 from dunning.scheduler.models import ScheduledAction
 from dunning.settings import Settings
 from dunning.timezones import customer_zone
@@ -64,6 +69,7 @@ class Composed:
     subscription_id: str | None = None
     step: int | None = None
     card_unknown: bool = False  # the ledger knows no last4 for the card yet
+    channel: str = EMAIL  # or SMS: ``recipient`` is then an E.164 number, or empty
 
 
 def compose(
@@ -80,11 +86,20 @@ def compose(
     raise NotNeeded(f"unknown email kind {kind!r}")
 
 
-def _customer(session: Session, customer_id: str | None) -> Customer:
+def _customer(session: Session, customer_id: str | None, channel: str = EMAIL) -> Customer:
     customer = session.get(Customer, customer_id) if customer_id else None
-    if customer is None or customer.deleted or not customer.email:
+    if customer is None or customer.deleted:
+        raise Undeliverable(f"customer {customer_id} does not exist")
+    if channel == EMAIL and not customer.email:
         raise Undeliverable(f"customer {customer_id} has no email address")
     return customer
+
+
+def _recipient(customer: Customer, channel: str) -> str:
+    """The email address, or for a text the phone in E.164 ("" when there is none)."""
+    if channel == SMS:
+        return normalize_phone(customer.phone) or ""
+    return str(customer.email)
 
 
 def _card(session: Session, customer: Customer, sub: Subscription | None) -> PaymentMethod | None:
@@ -160,7 +175,8 @@ def _case_email(
         raise NotNeeded("the case no longer exists")
     step = payload.get("step")
     _check_case_state(session, case, step)
-    customer = _customer(session, case.customer_id)
+    channel = str(payload.get("channel", EMAIL))
+    customer = _customer(session, case.customer_id, channel)
     sub = session.get(Subscription, case.subscription_id) if case.subscription_id else None
     invoice = session.get(Invoice, case.invoice_id)
     attempts = session.scalars(
@@ -195,7 +211,7 @@ def _case_email(
     return Composed(
         kind=DUNNING,
         template=template,
-        recipient=str(customer.email),
+        recipient=_recipient(customer, channel),
         locale=customer.locale,
         time_zone=customer.time_zone,
         context=context,
@@ -205,6 +221,7 @@ def _case_email(
         subscription_id=case.subscription_id,
         step=step if isinstance(step, int) else None,
         card_unknown=context["card_last4"] == _NO_LAST4,
+        channel=channel,
     )
 
 

@@ -1,4 +1,4 @@
-"""The handler of ``send_email`` actions: each email is sent once in effect.
+"""The handler of ``send_email`` actions: each email (or text) is sent once in effect.
 
 The scheduler's runner calls it in three steps (docs/architecture.md):
 
@@ -20,6 +20,13 @@ outcome is unknown. We send again, once per re-dispatch, with the *same* Message
 ``unknown_outcome_resends`` on the notification: a customer who never hears of a
 failed payment costs far more than a rare duplicate, which most mail systems fold
 together by Message-ID anyway.
+
+A text (``compose`` says ``channel = "sms"``) takes the same path on its own row
+(``case:<id>:sms:<step>``), with the same hours, and Twilio as the sender. Twilio
+has no idempotency key, so the claimed row is the only guard (a lost outcome is
+texted again, as for email). Instead of a send, a text's row is marked ``skipped``,
+with the reason, when SMS is not configured, the customer has no E.164 phone, or the
+number replied STOP (``sms_opt_outs``, or Twilio's error 21610, which is then stored).
 """
 
 from __future__ import annotations
@@ -39,13 +46,23 @@ from dunning.notify import hours
 from dunning.notify.compose import Composed, NotNeeded, Undeliverable, compose
 from dunning.notify.links import NoLinkTarget, update_url
 from dunning.notify.models import Notification, NotificationStatus
-from dunning.notify.render import EmailTemplateError, render_email
+from dunning.notify.render import EmailTemplateError, render_email, render_sms
 from dunning.notify.senders import (
     OutgoingEmail,
     SendError,
     TransientSendError,
     from_address,
     sender_from_settings,
+)
+from dunning.notify.sequence import EMAIL, SMS
+from dunning.notify.sms import segments
+from dunning.notify.sms.optouts import is_opted_out, record_reply
+from dunning.notify.sms.senders import (
+    OutgoingSms,
+    RecipientOptedOut,
+    not_configured,
+    sms_backend,
+    sms_sender_from_settings,
 )
 from dunning.scheduler.models import LEASED, ActionKind, ActionStatus, ScheduledAction
 from dunning.scheduler.runner import Finish, NoLook, Perform, Reschedule, Step, backoff
@@ -75,17 +92,18 @@ def _card_being_fetched(session: Session, composed: Composed, now: datetime) -> 
 
 @dataclass(frozen=True)
 class EmailWork:
-    """The claimed notification row and the rendered email."""
+    """The claimed notification row and the rendered email or text."""
 
     notification_id: int
-    email: OutgoingEmail
+    message: OutgoingEmail | OutgoingSms
 
 
 @dataclass(frozen=True)
 class Refused:
-    """The provider refused the email for good."""
+    """The provider refused the email for good (for a text: perhaps as opted out)."""
 
     error: str
+    opted_out: bool = False
 
 
 class SendEmail(NoLook):
@@ -107,7 +125,10 @@ class SendEmail(NoLook):
             return Finish(ActionStatus.CANCELED, f"canceled: {exc}")
         except Undeliverable as exc:
             return _failed_before_send(session, action, None, str(exc))
-        if composed.card_unknown and _card_being_fetched(session, composed, now):
+        if composed.channel == SMS and (reason := _no_text(session, composed, settings)):
+            return _skipped(session, action, composed, reason)
+        waits_for_card = composed.card_unknown and composed.channel == EMAIL
+        if waits_for_card and _card_being_fetched(session, composed, now):
             return Reschedule(now + CARD_POLL, "waiting for the card's details")
         if not hours.is_allowed(now, composed.time_zone, settings):
             action.started_attempt = None
@@ -122,21 +143,24 @@ class SendEmail(NoLook):
             resends = int(notification.details.get("unknown_outcome_resends", 0)) + 1
             notification.details = {**notification.details, "unknown_outcome_resends": resends}
             log.warning("resending notification %s after an unknown outcome", notification.id)
+        render = _sms if composed.channel == SMS else _email
         try:
-            email = _email(composed, notification, settings)
+            message = render(composed, notification, settings)
         except (EmailTemplateError, NoLinkTarget, ValueError) as exc:
             return _failed_before_send(session, action, notification, f"cannot render: {exc}")
         notification.attempts += 1
-        return Perform(EmailWork(notification.id, email))
+        return Perform(EmailWork(notification.id, message))
 
     def perform(self, work: EmailWork) -> str | Refused:
         """The provider's message id, or why it refused the email for good."""
         try:
-            return sender_from_settings(self.settings).send(work.email)
+            if isinstance(work.message, OutgoingSms):
+                return sms_sender_from_settings(self.settings).send(work.message)
+            return sender_from_settings(self.settings).send(work.message)
         except TransientSendError:
             raise
         except SendError as exc:
-            return Refused(str(exc))
+            return Refused(str(exc), opted_out=isinstance(exc, RecipientOptedOut))
 
     def record(
         self,
@@ -150,12 +174,19 @@ class SendEmail(NoLook):
         if isinstance(outcome, Refused):
             if notification.status == NotificationStatus.SENT:
                 return Finish(ActionStatus.DONE, "skipped: sent meanwhile")
+            if outcome.opted_out:  # STOP reached Twilio, not us: remember it here too
+                record_reply(session, work.message.to, True, None, now)
+                notification.status = NotificationStatus.SKIPPED
+                notification.error = f"opted out at the provider: {outcome.error}"
+                return Finish(ActionStatus.DONE, f"skipped: {notification.error}")
             notification.status = NotificationStatus.FAILED
             notification.error = outcome.error
             return Finish(ActionStatus.FAILED, f"failed: {outcome.error}")
         notification.status = NotificationStatus.SENT
         notification.provider_id = outcome[:255]
-        notification.provider = self.settings.email_backend
+        texted = isinstance(work.message, OutgoingSms)
+        backend = sms_backend(self.settings) if texted else self.settings.email_backend
+        notification.provider = backend
         notification.sent_at = now
         notification.error = None
         return Finish(ActionStatus.DONE, "sent")
@@ -198,9 +229,10 @@ def _claim_row(session: Session, key: str, composed: Composed) -> Notification:
         .values(
             dedupe_key=key,
             kind=composed.kind,
+            channel=composed.channel,
             template=composed.template,
             locale=composed.locale,
-            recipient=composed.recipient,
+            recipient=composed.recipient or None,
             case_id=composed.case_id,
             customer_id=composed.customer_id,
             subscription_id=composed.subscription_id,
@@ -237,6 +269,46 @@ def _email(composed: Composed, notification: Notification, settings: Settings) -
     )
 
 
+def _sms(composed: Composed, notification: Notification, settings: Settings) -> OutgoingSms:
+    """The text, with the same signed link as the email; its segments go in the details."""
+    context = dict(composed.context)
+    if composed.needs_link:
+        context["update_url"] = update_url(
+            composed.case_id, composed.customer_id, notification.id, settings
+        )
+    rendered = render_sms(composed.template, composed.locale, context, brand=settings.branding())
+    notification.locale = rendered.locale
+    counted = segments.count(rendered.text)
+    notification.details = {
+        **notification.details,
+        "segments": counted.parts,
+        "encoding": counted.encoding,
+    }
+    return OutgoingSms(to=composed.recipient, text=rendered.text)
+
+
+def _no_text(session: Session, composed: Composed, settings: Settings) -> str | None:
+    """Why this text must not go out (no SMS settings, no number, STOP), or None."""
+    if sms_backend(settings) is None:
+        return not_configured(settings)
+    if not composed.recipient:
+        return "the customer has no phone number in E.164 format (+15551234567)"
+    if is_opted_out(session, composed.recipient):
+        return f"{composed.recipient} opted out of SMS (replied STOP)"
+    return None
+
+
+def _skipped(session: Session, action: ScheduledAction, composed: Composed, reason: str) -> Finish:
+    """A text decided against before any send: its row says skipped, and why."""
+    notification = _claim_row(session, action.dedupe_key, composed)
+    if notification.status == NotificationStatus.SENT:
+        return Finish(ActionStatus.DONE, "skipped: already sent")
+    if notification.status == NotificationStatus.CLAIMED:
+        notification.status = NotificationStatus.SKIPPED
+        notification.error = reason
+    return Finish(ActionStatus.DONE, f"skipped: {reason}")
+
+
 def message_id(notification_id: int, key: str, settings: Settings) -> str:
     """Stable per notification, so every (re)send of it carries the same Message-ID."""
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
@@ -259,6 +331,7 @@ def _failed_before_send(
             .values(
                 dedupe_key=action.dedupe_key,
                 kind=str(payload.get("kind", "unknown")),
+                channel=str(payload.get("channel", EMAIL)),
                 template=str(payload.get("template", "unknown")),
                 case_id=action.case_id,
                 customer_id=payload.get("customer_id"),

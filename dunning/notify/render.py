@@ -1,7 +1,8 @@
 """Render customer emails (subject, plain text, HTML) from the templates in ``email_templates/``.
 
-Layout on disk: ``email_templates/<locale>/<template>/{subject.txt, body.txt, body.html}``,
-one shared layout in ``email_templates/_layout/`` and a few per-locale phrases and footers in
+Layout on disk: ``email_templates/<locale>/<template>/{subject.txt, body.txt, body.html}``
+(and ``sms.txt``, the template's text message, rendered by :func:`render_sms`), one shared
+layout in ``email_templates/_layout/`` and a few per-locale phrases and footers in
 ``email_templates/<locale>/_partials/``.
 
 Two Jinja environments share one loader: the HTML one autoescapes everything it renders, the
@@ -60,8 +61,10 @@ __all__ = [
     "EmailTemplateError",
     "MissingVariableError",
     "RenderedEmail",
+    "RenderedSms",
     "UnknownTemplateError",
     "render_email",
+    "render_sms",
     "sample_context",
 ]
 
@@ -234,6 +237,49 @@ def render_email(
     return RenderedEmail(subject=subject, text=text, html=html, locale=loc)
 
 
+@dataclass(frozen=True)
+class RenderedSms:
+    """A rendered text message: one line (SMS has no layout); ``locale`` as used."""
+
+    text: str
+    locale: str
+
+
+def render_sms(
+    template: str,
+    locale: str | None,
+    context: Mapping[str, Any],
+    *,
+    brand: Brand,
+    templates_dir: Path | None = None,
+) -> RenderedSms:
+    """Render ``<locale>/<template>/sms.txt``, with the same context and fallback as the email.
+
+    Whitespace collapses to single spaces, no-break spaces from number formats included:
+    one character outside GSM-7 would make the message UCS-2 and cost twice the segments.
+    """
+    root = DEFAULT_TEMPLATES_DIR if templates_dir is None else templates_dir.resolve()
+    resolved = _resolve(root, template, locale, _SMS_FILES)
+    loc = resolved.template_locale
+    _check_context(template, loc, context)
+    text_env, _ = _environments(root)
+    values = {**context, "brand": brand, "template_locale": loc}
+    values["format_locale"] = resolved.format_locale
+    try:
+        raw = text_env.get_template(f"{loc}/{template}/{_SMS_FILES[0]}").render(values)
+    except UndefinedError as exc:
+        match = _UNDEFINED_NAME.search(exc.message or "")
+        names = (match.group(1),) if match else ()
+        raise MissingVariableError(template, loc, names, exc.message or "") from exc
+    return RenderedSms(text=" ".join(raw.split()), locale=loc)
+
+
+def has_sms(template: str, templates_dir: Path | None = None) -> bool:
+    """Whether ``template`` has a text message (in English, the fallback of every locale)."""
+    root = DEFAULT_TEMPLATES_DIR if templates_dir is None else templates_dir.resolve()
+    return _has_template(root, DEFAULT_LOCALE, template, _SMS_FILES)
+
+
 def sample_context(template: str) -> dict[str, Any]:
     """Realistic context for ``template`` (exactly its declared variables), for previews,
     tests and benchmarks. Returns a fresh dict the caller may modify."""
@@ -293,19 +339,26 @@ def _tidy_text(text: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+_EMAIL_FILES = ("subject.txt", "body.txt", "body.html")
+_SMS_FILES = ("sms.txt",)
+
+
 @lru_cache(maxsize=256)
-def _resolve(root: Path, template: str, locale: str | None) -> ResolvedLocale:
+def _resolve(
+    root: Path, template: str, locale: str | None, files: tuple[str, ...] = _EMAIL_FILES
+) -> ResolvedLocale:
     """Best translation of ``template`` for ``locale``; cached since files don't change."""
-    available = tuple(loc for loc in LOCALES if _has_template(root, loc, template))
+    available = tuple(loc for loc in LOCALES if _has_template(root, loc, template, files))
     if DEFAULT_LOCALE not in available:
         where = f"{root}/{DEFAULT_LOCALE}/{template}/"
         raise UnknownTemplateError(f"unknown email template {template!r} (nothing in {where})")
     return resolve_locale(locale, available)
 
 
-def _has_template(root: Path, locale: str, template: str) -> bool:
-    names = ("subject.txt", "body.txt", "body.html")
-    return "/" not in template and all((root / locale / template / n).is_file() for n in names)
+def _has_template(
+    root: Path, locale: str, template: str, files: tuple[str, ...] = _EMAIL_FILES
+) -> bool:
+    return "/" not in template and all((root / locale / template / n).is_file() for n in files)
 
 
 @lru_cache(maxsize=8)

@@ -2,8 +2,9 @@
 
 The preview renders any template with sample data in any locale, exactly as the
 workers would (same renderer, same brand settings). The outbox (``/outbox``) lists
-what the demo's local SMTP sink caught; it exists only in the demo, where
-``dunning run`` started the sink (``DUNNING_EMAIL_SINK``).
+what the demo's local SMTP sink caught, and the demo's text messages (SMS), which the
+workers write to the same folder; it exists only in the demo, where ``dunning run``
+started the sink (``DUNNING_EMAIL_SINK``).
 """
 
 from __future__ import annotations
@@ -87,20 +88,32 @@ def _page(title: str, body: str) -> HTMLResponse:
 
 @router.get("/outbox", response_class=HTMLResponse, include_in_schema=False)
 def outbox() -> HTMLResponse:
-    """Every email the demo sent, newest first."""
+    """Every email and text the demo sent, newest first."""
     emails = list_emails(_outbox())
     rows = "".join(
-        f"<tr><td>{e.received_at:%Y-%m-%d %H:%M:%S} UTC</td><td>{html.escape(e.to)}</td>"
-        f'<td><a href="/outbox/{e.id}">{html.escape(e.subject) or "(no subject)"}</a></td></tr>'
+        f"<tr><td>{e.received_at:%Y-%m-%d %H:%M:%S} UTC</td><td>{html.escape(e.channel)}</td>"
+        f"<td>{html.escape(e.to)}</td>"
+        f'<td><a href="/outbox/{e.id}">{html.escape(_title(e)) or "(no subject)"}</a></td></tr>'
         for e in emails
     )
     empty = "<p>No emails yet. The first dunning email arrives once a case opens.</p>"
     table = (
-        "<table><tr><th>Received</th><th>To</th><th>Subject</th></tr>" + rows + "</table>"
+        "<table><tr><th>Received</th><th>Channel</th><th>To</th><th>Subject</th></tr>"
+        + rows
+        + "</table>"
         if emails
         else empty
     )
-    return _page("Outbox", f'<h1>Outbox</h1><p class="meta">{len(emails)} emails</p>{table}')
+    count = f"{len(emails)} messages"
+    return _page("Outbox", f'<h1>Outbox</h1><p class="meta">{count}</p>{table}')
+
+
+def _title(email: StoredEmail) -> str:
+    """The subject of an email; the start of a text, which has none."""
+    if email.channel == "sms":
+        text = " ".join(email.text.split())
+        return text if len(text) <= 80 else text[:79] + "…"
+    return email.subject
 
 
 @router.get("/outbox/{message_id}", response_class=HTMLResponse, include_in_schema=False)
@@ -132,5 +145,6 @@ def _email_body(email: StoredEmail) -> str:
         f"received {email.received_at:%Y-%m-%d %H:%M:%S} UTC</p>"
         + (f"<h2>Links</h2><ul>{link_list}</ul>" if links else "")
         + rendered
-        + f"<h2>Text part</h2><pre>{html.escape(email.text)}</pre>"
+        + f"<h2>{'Text message' if email.channel == 'sms' else 'Text part'}</h2>"
+        + f"<pre>{html.escape(email.text)}</pre>"
     )

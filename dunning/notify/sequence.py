@@ -1,10 +1,14 @@
-"""Plan the emails of a dunning case as scheduled actions (kind ``send_email``).
+"""Plan the emails (and texts) of a dunning case as scheduled actions (kind ``send_email``).
 
 Each email is one row in ``scheduled_actions`` whose dedupe key is also the key of
 its notification (``case:<id>:email:<step>``), so a step is planned, and sent, once
-per case however often the case is re-planned. ``cases.service`` calls
-:func:`plan_case_emails` after every decision of the planner, and
-:func:`on_case_closed` after closing a case (whose pending actions the planner
+per case however often the case is re-planned. A policy step whose ``channels``
+include ``sms`` is also texted, as its own action and notification
+(``case:<id>:sms:<step>``, payload ``channel = "sms"``); a policy that texts any step
+texts the final notice and the action-required notice too. Texts are planned even
+when SMS is not configured: they are then recorded ``skipped``, with the reason.
+``cases.service`` calls :func:`plan_case_emails` after every decision of the planner,
+and :func:`on_case_closed` after closing a case (whose pending actions the planner
 canceled) to plan the closing email (thank you). Due times are moved into the
 customer's allowed hours here and checked again when the email is sent.
 """
@@ -22,7 +26,7 @@ from dunning.cases.models import CaseState, DunningCase
 from dunning.ledger.queries import customer_time_zone
 from dunning.notify import hours
 from dunning.notify.models import NotificationKind
-from dunning.notify.render import TEMPLATES
+from dunning.notify.render import TEMPLATES, has_sms
 from dunning.policy import store
 from dunning.policy.declines import DeclineClass
 from dunning.policy.records import Decision, DecisionKind
@@ -43,6 +47,10 @@ ACTION_REQUIRED = "action_required"
 RECOVERED = "recovered"
 CANCELED = "canceled"
 
+# Channels of a notice (``notifications.channel``, a policy step's ``channels``).
+EMAIL = "email"
+SMS = "sms"
+
 _FALLBACK_STEP_TEMPLATE = "payment_reminder"
 _WARNED: set[str] = set()  # once per process, not on every re-plan
 
@@ -58,9 +66,9 @@ def emails_enabled(settings: Settings) -> bool:
     return bool(settings.smtp_host)
 
 
-def case_key(case_id: int, step: int | str) -> str:
-    """The dedupe key of a case email (action and notification)."""
-    return f"case:{case_id}:email:{step}"
+def case_key(case_id: int, step: int | str, channel: str = EMAIL) -> str:
+    """The dedupe key of a case email or text (action and notification)."""
+    return f"case:{case_id}:{channel}:{step}"
 
 
 def step_template(name: str) -> str:
@@ -74,6 +82,16 @@ def step_template(name: str) -> str:
     if name not in _WARNED:
         _WARNED.add(name)
         log.warning("policy email template %r does not exist; sending %r", name, "payment_reminder")
+    return _FALLBACK_STEP_TEMPLATE
+
+
+def sms_template(name: str) -> str:
+    """The text message of a template; one without ``sms.txt`` texts the reminder's."""
+    if has_sms(name):
+        return name
+    if f"sms:{name}" not in _WARNED:
+        _WARNED.add(f"sms:{name}")
+        log.warning("template %r has no sms.txt; texting %r", name, _FALLBACK_STEP_TEMPLATE)
     return _FALLBACK_STEP_TEMPLATE
 
 
@@ -114,17 +132,22 @@ def plan_case_emails(
     session: Session, case: DunningCase, decision: Decision, now: datetime
 ) -> None:
     """Plan the policy's email steps, the final notice and, for an authentication
-    decline, the action-required email, for an open case."""
+    decline, the action-required email, for an open case; and their texts."""
     settings = get_settings()
-    if not emails_enabled(settings) or case.policy_id is None:
+    if case.policy_id is None:
         return
     policy = store.policy_by_id(session, case.policy_id)
+    texts = any(SMS in step.channels for step in policy.email_steps)
+    channels = [c for c, on in ((EMAIL, emails_enabled(settings)), (SMS, texts)) if on]
+    if not channels:
+        return
     opened = case.opened_at
     end_at = opened + timedelta(days=policy.limits.max_days)
-    planned: list[tuple[str, datetime, dict[str, Any]]] = []
+    # (step, due, payload, channels): the steps on their own channels, the rest on all.
+    notices: list[tuple[int | str, datetime, dict[str, Any], tuple[str, ...]]] = []
     for index, step in enumerate(policy.email_steps):
-        payload = {"template": step_template(step.template), "step": index, "day": step.day}
-        planned.append((case_key(case.id, index), opened + timedelta(days=step.day), payload))
+        payload = {"template": step.template, "step": index, "day": step.day}
+        notices.append((index, opened + timedelta(days=step.day), payload, step.channels))
     final_at = end_at - timedelta(days=policy.final_notice_days_before_end)
     final = {
         "template": "final_notice",
@@ -132,23 +155,43 @@ def plan_case_emails(
         "end_at": end_at.isoformat(),
         "end_action": policy.end_action.value,
     }
-    planned.append((case_key(case.id, FINAL), final_at, final))
+    notices.append((FINAL, final_at, final, (EMAIL, SMS)))
     if _needs_action_email(session, case, decision):
-        planned.append(
-            (
-                case_key(case.id, ACTION_REQUIRED),
-                now,
-                {"template": "action_required", "step": ACTION_REQUIRED},
-            )
-        )
+        action = {"template": "action_required", "step": ACTION_REQUIRED}
+        notices.append((ACTION_REQUIRED, now, action, (EMAIL, SMS)))
+    time_zone = _time_zone(session, case)
+    for channel in channels:
+        planned = [
+            (case_key(case.id, step, channel), at, _for_channel(payload, channel))
+            for step, at, payload, on in notices
+            if channel in on
+        ]
+        _plan(session, case, planned, now, time_zone)
+
+
+def _for_channel(payload: dict[str, Any], channel: str) -> dict[str, Any]:
+    """The payload of one channel's action: the template that channel has, and the channel
+    (emails carry none: ``compose`` reads a missing channel as email)."""
+    if channel == SMS:
+        return {**payload, "template": sms_template(payload["template"]), "channel": SMS}
+    return {**payload, "template": step_template(payload["template"])}
+
+
+def _plan(
+    session: Session,
+    case: DunningCase,
+    planned: list[tuple[str, datetime, dict[str, Any]]],
+    now: datetime,
+    time_zone: str | None,
+) -> None:
+    """Schedule one channel's notices; of those already due, only the latest goes out."""
     planned.sort(key=lambda item: item[1])
     due_now = [key for key, at, _ in planned if at <= now]
     _supersede(session, due_now[:-1])
-    time_zone = _time_zone(session, case)
     for key, at, payload in planned:
         if key in due_now[:-1]:
             continue
-        due = hours.next_allowed(max(at, now), time_zone, settings)
+        due = hours.next_allowed(max(at, now), time_zone, get_settings())
         schedule_email(
             session, key, due, {"kind": DUNNING, "case_id": case.id, **payload}, case_id=case.id
         )

@@ -5,6 +5,8 @@ dunning.notify.sink``), points the workers' SMTP settings at it, and the web app
 outbox page (``/outbox``) lists what it caught, so a newcomer can open the first
 dunning email and click its link. Messages are stored as ``.eml`` files under
 ``<data dir>/outbox``: readable by any mail client, no schema, gone with the folder.
+Text messages (SMS) of the demo are written to the same folder by the workers
+(:func:`store_sms`), marked ``X-Dunning-Channel: sms``, so the outbox lists both.
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
+from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
 OUTBOX = "outbox"
+CHANNEL_HEADER = "X-Dunning-Channel"
 _ID = re.compile(r"^[0-9]{8}T[0-9]{6}-[0-9a-f]{8}$")
 
 
@@ -40,6 +44,18 @@ def store(folder: Path, raw: bytes) -> str:
     tmp.write_bytes(raw)
     tmp.rename(folder / f"{message_id}.eml")
     return message_id
+
+
+def store_sms(folder: Path, to: str, sender: str, text: str) -> str:
+    """Keep a demo text message as a one-part message in the outbox; return its id."""
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = to
+    message["Subject"] = f"SMS to {to}"
+    message["Date"] = formatdate(localtime=False, usegmt=True)
+    message[CHANNEL_HEADER] = "sms"
+    message.set_content(text, charset="utf-8")
+    return store(folder, message.as_bytes())
 
 
 class SinkHandler:
@@ -65,6 +81,7 @@ class StoredEmail:
     subject: str
     text: str
     html: str | None
+    channel: str = "email"  # or "sms"
 
 
 def _parse(path: Path) -> StoredEmail:
@@ -81,6 +98,7 @@ def _parse(path: Path) -> StoredEmail:
         subject=str(message.get("Subject", "")),
         text=text_part.get_content() if text_part is not None else "",
         html=html_part.get_content() if html_part is not None else None,
+        channel=str(message.get(CHANNEL_HEADER, "email")),
     )
 
 

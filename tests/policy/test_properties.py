@@ -216,7 +216,7 @@ RESTRICTED = {DeclineClass.HARD, DeclineClass.CARD_DATA, DeclineClass.AUTHENTICA
 # The strategies below fill every field of the policy models; a new field fails here
 # until the strategy learns about it.
 assert set(ClassRule.model_fields) == {"action", "backoff_hours", "payday"}
-assert set(EmailStep.model_fields) == {"day", "template"}
+assert set(EmailStep.model_fields) == {"day", "template", "channels"}
 assert set(Timing.model_fields) == {
     "retry_hours", "skip_weekends", "holiday_country", "min_spacing_hours", "paydays",
 }  # fmt: skip
@@ -234,6 +234,7 @@ retry = st.one_of(
         {"action": st.just("retry"), "payday": st.just(True), "backoff_hours": backoffs}
     ),
 )
+channels = st.sampled_from([["email"], ["sms"], ["email", "sms"], ["sms", "email"]])
 paydays = st.lists(
     st.one_of(st.integers(1, 31), st.sampled_from(sorted(PAYDAY_NAMES))),
     min_size=1,
@@ -270,7 +271,10 @@ def policies(draw: st.DrawFn) -> Policy:
             "paydays": draw(paydays),
         },
         "classes": classes,
-        "email_steps": [{"day": day, "template": f"step_{day}"} for day in sorted(email_days)],
+        "email_steps": [
+            {"day": day, "template": f"step_{day}", "channels": draw(channels)}
+            for day in sorted(email_days)
+        ],
     }
     return Policy.model_validate(data)
 
