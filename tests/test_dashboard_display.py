@@ -13,9 +13,9 @@ import pytest
 
 from dunning.reports import charts
 from dunning.reports.dashboard import last_days, period
-from dunning.reports.dashboard_charts import funnel_steps, money_axis
+from dunning.reports.dashboard_charts import channel_bars, funnel_steps, money_axis
 from dunning.reports.display import email_step_name, fmt_duration, fmt_money_axis
-from dunning.reports.schemas import FunnelRow
+from dunning.reports.schemas import ChannelRow, FunnelRow
 
 TODAY = date(2026, 12, 2)
 
@@ -112,3 +112,29 @@ def test_an_unusable_period_is_named_and_the_default_shown() -> None:
         date(2026, 11, 20),
         date(2026, 12, 3),
     )
+
+
+def test_the_channel_chart_shows_the_card_updater_and_sms() -> None:
+    def row(channel: str, cases: int, amount: int, **extra: int) -> ChannelRow:
+        return ChannelRow(
+            currency="usd", channel=channel, cases=cases, amount=amount, share=None, **extra
+        )
+
+    rows = [
+        row("retry", 3, 9000),
+        row("processor", 1, 1000),
+        row("customer", 2, 4000),
+        row("card_updater", 2, 5000, calls=40, hits=9),
+        row("sms", 1, 3000, sent=1200),
+    ]
+    labels, amounts, notes = channel_bars(rows)
+    assert labels == ["retry", "processor", "customer", "card updater", "after SMS link"]
+    assert amounts == [9000, 1000, 4000, 5000, 3000]
+    assert notes == ["3 cases", "1 case", "2 cases", "2 cases · 9/40 hits", "1 of 1,200 sent"]
+    drawn = charts.bar_chart(
+        "recovered-by-channel", "Recovered", labels, [charts.Series("recovered", amounts)],
+        notes=notes,
+    )  # fmt: skip
+    assert drawn.count("<rect") == 5
+    assert "recovered after SMS link: 3,000" in drawn and ">1 of 1,200 sent<" in drawn
+    assert ">2 cases · 9/40 hits<" in drawn

@@ -9,6 +9,7 @@ from markupsafe import Markup
 
 from dunning.reports import charts, schemas
 from dunning.reports.display import email_step_name, fmt_money_axis
+from dunning.reports.metrics.channels import SMS, UPDATER
 from dunning.reports.metrics.recovery import MAX_DAY
 
 
@@ -58,6 +59,29 @@ def funnel_steps(rows: list[schemas.FunnelRow]) -> list[tuple[str, charts.Stages
     ]
 
 
+CHANNEL_LABELS = {UPDATER: "card updater", SMS: "after SMS link"}
+
+
+def channel_bars(rows: list[schemas.ChannelRow]) -> tuple[list[str], list[float], list[str]]:
+    """The channel chart's bars: label, recovered amount and the note under each (cases;
+    the card updater's hits of its calls; the recoveries after an SMS of those sent)."""
+    labels, amounts, notes = [], [], []
+    for r in rows:
+        labels.append(CHANNEL_LABELS.get(r.channel, r.channel))
+        amounts.append(float(r.amount))
+        if r.channel == UPDATER:
+            notes.append(f"{_cases(r.cases)} · {r.hits or 0:,}/{r.calls or 0:,} hits")
+        elif r.channel == SMS:
+            notes.append(f"{r.cases:,} of {r.sent or 0:,} sent")
+        else:
+            notes.append(_cases(r.cases))
+    return labels, amounts, notes
+
+
+def _cases(n: int) -> str:
+    return f"{n:,} case" if n == 1 else f"{n:,} cases"
+
+
 def draw_charts(data: ChartRows) -> dict[str, Markup]:
     """Every chart by its element id, in the order the page shows them."""
     cur = f" ({data.currency.upper()})" if data.currency else ""
@@ -69,7 +93,9 @@ def draw_charts(data: ChartRows) -> dict[str, Markup]:
     top_codes = data.by_code[:10]
     arms = [charts.Interval(a.policy, a.recovery_rate, a.ci_low, a.ci_high, a.n) for a in data.arms]
     day_counts = {d.day: d.cases for d in data.days}
-    channel_rows = [c for c in data.channels if c.currency == data.currency]
+    channel_labels, channel_amounts, channel_notes = channel_bars(
+        [c for c in data.channels if c.currency == data.currency]
+    )
     by_class = data.by_class
     return {
         "recovery-by-month": charts.line_chart(
@@ -118,9 +144,10 @@ def draw_charts(data: ChartRows) -> dict[str, Markup]:
         "recovered-by-channel": charts.bar_chart(
             "recovered-by-channel",
             f"Recovered revenue by channel{cur}",
-            [c.channel for c in channel_rows],
-            [charts.Series("recovered", [float(c.amount) for c in channel_rows])],
+            channel_labels,
+            [charts.Series("recovered", channel_amounts)],
             money,
+            notes=channel_notes,
         ),
         "days-to-recovery": charts.bar_chart(
             "days-to-recovery",

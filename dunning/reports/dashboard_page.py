@@ -1,4 +1,7 @@
-"""What the dashboard page shows: every table and chart, read in one transaction."""
+"""What the dashboard page shows: every table and chart, read in one transaction.
+
+Each table is the rows of its report table (``TABLES``); the headline and the churn table
+share one churn query, and a currency's rows are those of all currencies, filtered."""
 
 from __future__ import annotations
 
@@ -7,9 +10,12 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from markupsafe import Markup
+from sqlalchemy.engine import Engine
 
 from dunning.reports import schemas
 from dunning.reports.dashboard_charts import ChartRows, draw_charts
+from dunning.reports.metrics.churn import churn
+from dunning.reports.metrics.headline import headline
 from dunning.reports.metrics.segments import segments
 from dunning.reports.schemas import Filters
 from dunning.reports.tables import TABLES, reading
@@ -54,21 +60,23 @@ class Page:
     as_of: datetime
 
 
-def build_page(period: Period, as_of: datetime) -> Page:
-    """Compute every table the dashboard shows, in one read-only transaction."""
+def build_page(period: Period, as_of: datetime, engine: Engine | None = None) -> Page:
+    """Compute every table the dashboard shows, in one read-only transaction (on
+    ``engine``, the configured database's by default; the benchmark passes its own)."""
     f = period.filters
-    with reading() as conn:
+    with reading(engine) as conn:
 
         def rows(name: str, filters: Filters = f) -> list[Any]:
             return list(TABLES[name].compute(conn, filters, as_of))
 
         all_currencies = f.model_copy(update={"currency": None})
-        everything = rows("recovery", all_currencies)
+        churn_rows = churn(conn, all_currencies)  # once: for the headline and its table
+        everything = headline(conn, all_currencies, churn_rows)
         currencies = [r.currency for r in everything]
-        headline = [r for r in everything if f.currency is None or r.currency == f.currency]
+        shown = [r for r in everything if f.currency is None or r.currency == f.currency]
         chart_currency = f.currency or (
-            max(headline, key=lambda r: (r.cases_opened, r.renewals_attempted)).currency
-            if headline
+            max(shown, key=lambda r: (r.cases_opened, r.renewals_attempted)).currency
+            if shown
             else None
         )
         if f.currency and f.currency not in currencies:
@@ -85,9 +93,9 @@ def build_page(period: Period, as_of: datetime) -> Page:
             chart_currency=chart_currency,
             currencies=sorted(currencies),
             segments=segments(conn),
-            headline=headline,
+            headline=shown,
             channels=channels,
-            churn=rows("churn"),
+            churn=[r for r in churn_rows if f.currency is None or r.currency == f.currency],
             arms=rows("ab"),
             funnel=rows("funnel"),
             at_risk=rows("at-risk/summary"),

@@ -72,7 +72,8 @@ class HeadlineRow(BaseModel):
 
 class ChannelRow(BaseModel):
     """Recovered revenue of one channel (``retry``, ``processor``, ``customer``,
-    ``card_updater``) in one currency, over the cohort."""
+    ``card_updater``) in one currency, over the cohort; then ``sms``: the recoveries that
+    followed an SMS link, also counted in the channel that charged (never added)."""
 
     currency: str
     channel: str
@@ -83,6 +84,7 @@ class ChannelRow(BaseModel):
         None, description="card_updater only: updater calls about the cohort's cases"
     )
     hits: int | None = Field(None, description="card_updater only: calls that found a changed card")
+    sent: int | None = Field(None, description="sms only: SMS sent about the cohort's cases")
 
 
 class TimeToRecoveryRow(BaseModel):

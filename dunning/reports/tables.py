@@ -15,11 +15,11 @@ from dunning.db import get_engine
 from dunning.reports import schemas
 from dunning.reports.metrics.at_risk import at_risk, at_risk_summary
 from dunning.reports.metrics.breakdowns import DIMENSIONS, ab_arms, breakdown, funnel
+from dunning.reports.metrics.channels import recovered_by_channel
 from dunning.reports.metrics.churn import churn
 from dunning.reports.metrics.headline import headline
 from dunning.reports.metrics.recovery import (
     monthly,
-    recovered_by_channel,
     recovery_days,
     time_to_recovery,
 )

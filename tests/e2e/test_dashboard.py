@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, ViewportSize
-from sqlalchemy import insert
+from sqlalchemy import insert, text
 
 from dunning import models as m
 from dunning.db import get_engine, table
@@ -57,9 +57,27 @@ HEADLINE_METRICS = (
 )
 
 
+# One SMS for one case in ten, a third clicked through to a new card; card-updater calls.
+CHANNEL_EXTRAS = [
+    """INSERT INTO notifications (dedupe_key, kind, channel, template, case_id, step, status)
+       SELECT 'case:' || c.id || ':sms:1', 'dunning', 'sms', 'payment_failed', c.id, 1, 'sent'
+       FROM dunning_cases c WHERE c.id % 10 = 3""",
+    """INSERT INTO case_events (case_id, at, kind, notification_id)
+       SELECT n.case_id, now(), 'card_updated', n.id FROM notifications n
+       WHERE n.channel = 'sms' AND n.id % 3 = 0""",
+    """INSERT INTO card_updater_requests (case_id, provider, reason, asked_at, result)
+       SELECT c.id, 'test', 'before_retry', now(),
+              CASE WHEN c.id % 3 = 0 THEN 'new_card' ELSE 'unchanged' END
+       FROM dunning_cases c WHERE c.id % 7 = 0""",
+]
+
+
 @pytest.fixture
 def seeded(web: WebServer, database_url: str) -> WebServer:
     seed(database_url, 3000, verbose=False)
+    with get_engine().begin() as conn:
+        for sql in CHANNEL_EXTRAS:
+            conn.execute(text(sql))
     return web
 
 
@@ -120,6 +138,29 @@ def test_dashboard_shows_the_api_numbers_and_every_chart(
     assert card.inner_text() == f"{usd['recovery_rate'] * 100:.1f}%"
     recovered = page.locator('[data-card="recovered_amount"]').inner_text()
     assert recovered == f"${usd['recovered_amount'] / 100:,.2f}"
+
+    # The card updater and SMS, in the channel table and the chart, as the API has them.
+    channels = httpx.get(
+        f"{seeded.url}/api/reports/channels", params=PERIOD, headers=bearer(key), timeout=30
+    ).json()["rows"]
+    updater = next(r for r in channels if r["currency"] == "usd" and r["channel"] == "card_updater")
+    sms = next(r for r in channels if r["currency"] == "usd" and r["channel"] == "sms")
+    assert updater["calls"] > updater["hits"] > 0 and sms["sent"] > sms["cases"] > 0
+    row = page.locator('[data-table=channels] tr[data-currency="usd"][data-channel="sms"]')
+    assert row.locator('[data-metric="sent"]').inner_text() == str(sms["sent"])
+    assert row.locator('[data-metric="cases"]').inner_text() == str(sms["cases"])
+    assert (
+        _number(row.locator('[data-metric="amount"]').get_attribute("data-value"))
+        == (sms["amount"])
+    )
+    row = page.locator('[data-table=channels] tr[data-currency="usd"][data-channel="card_updater"]')
+    assert row.locator('[data-metric="calls"]').inner_text() == (
+        f"{updater['calls']} / {updater['hits']}"
+    )
+    notes = page.locator('svg[data-chart="recovered-by-channel"] text.note').all_text_contents()
+    assert f"{sms['cases']:,} of {sms['sent']:,} sent" in notes
+    assert any(n.endswith(f"· {updater['hits']:,}/{updater['calls']:,} hits") for n in notes)
+    assert page.locator('svg[data-chart="recovered-by-channel"] rect').count() == 5
 
     # The filters: EUR only, then a segment.
     page.select_option("select[name=currency]", "eur")

@@ -8,20 +8,15 @@ from datetime import date
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
 from dunning.db import get_engine
 from dunning.reports.metrics.at_risk import at_risk, at_risk_summary
 from dunning.reports.metrics.breakdowns import ab_arms, breakdown, funnel
+from dunning.reports.metrics.channels import CHANNELS, SMS, UPDATER, recovered_by_channel
 from dunning.reports.metrics.churn import churn
 from dunning.reports.metrics.headline import headline
-from dunning.reports.metrics.recovery import (
-    CHANNELS,
-    monthly,
-    recovered_by_channel,
-    recovery_days,
-    time_to_recovery,
-)
+from dunning.reports.metrics.recovery import monthly, recovery_days, time_to_recovery
 from dunning.reports.schemas import Filters
 from dunning.reports.stats import wilson_interval
 from tests.support.report_ledger import at, insert_ledger
@@ -64,11 +59,11 @@ def test_headline_per_currency(conn: Connection) -> None:
     assert usd.median_hours_to_recovery == pytest.approx(96)
     assert usd.p90_hours_to_recovery == pytest.approx(196.8)
     # Churn: sub_5, sub_8 (cases c5, c8) and sub_14 (c14 opened in Sept, canceled Oct 10);
-    # not sub_15 (the customer canceled). Active on Oct 1: sub_1-8, 12, 13, 14, 15; started
-    # in October: sub_new (first invoice Oct 5). The rate is over all 13 live in October.
-    assert (usd.churned_subscriptions, usd.active_subscriptions_at_start) == (3, 12)
-    assert usd.subscriptions_started == 1
-    assert usd.involuntary_churn_rate == 3 / 13
+    # not sub_15 (the customer canceled). Active on Oct 1 by start date: sub_1-8, 12, 13,
+    # 14, 15, sub_trial, sub_year; started in October: sub_new, sub_oct. Over all 16 live.
+    assert (usd.churned_subscriptions, usd.active_subscriptions_at_start) == (3, 14)
+    assert usd.subscriptions_started == 2
+    assert usd.involuntary_churn_rate == 3 / 16
     assert usd.churned_mrr == 5000 + 120000 // 12 + 3000
 
     eur = rows["eur"]
@@ -108,6 +103,34 @@ def test_recovered_revenue_by_channel(conn: Connection) -> None:
     assert rows["usd", "retry"].share == 8000 / 17000
     assert (rows["eur", "customer"].amount, rows["eur", "customer"].share) == (1500, 1.0)
     assert (rows["eur", "retry"].amount, rows["eur", "retry"].share) == (0, 0.0)
+    assert [r.channel for r in recovered_by_channel(conn, OCTOBER) if r.currency == "usd"] == [
+        *CHANNELS,
+        SMS,
+    ]
+
+
+def test_the_card_updater_row_counts_its_calls_and_hits(conn: Connection) -> None:
+    rows = _by(recovered_by_channel(conn, OCTOBER), "currency", "channel")
+    # c4 asked twice (unchanged, then a new expiry), c6 once (a new card); c3's first read
+    # of an unknown card is no updater call; c12 is outside the cohort.
+    updater = rows["usd", UPDATER]
+    assert (updater.calls, updater.hits, updater.cases, updater.amount) == (3, 2, 1, 4000)
+    assert updater.share == 4000 / 17000
+    assert (rows["eur", UPDATER].calls, rows["eur", UPDATER].hits) == (1, 0)
+    assert rows["usd", "retry"].calls is None and rows["usd", SMS].calls is None
+
+
+def test_the_sms_row_counts_messages_and_the_recoveries_after_one(conn: Connection) -> None:
+    rows = _by(recovered_by_channel(conn, OCTOBER), "currency", "channel")
+    usd = rows["usd", SMS]
+    # Sent: c3, c6 and c1 twice (c2's failed, c12 is outside the cohort). Recovered after
+    # an SMS link: c3 only (c6 updated its card but is still open).
+    assert (usd.sent, usd.cases, usd.amount, usd.share) == (4, 1, 3000, 3000 / 17000)
+    eur = rows["eur", SMS]
+    assert (eur.sent, eur.cases, eur.amount, eur.share) == (1, 1, 1500, 1.0)  # paid through it
+    # Never added to the channels that charged: c3 is still the customer's recovery.
+    assert sum(r.amount for (cur, ch), r in rows.items() if cur == "usd" and ch != SMS) == 17000
+    assert rows["usd", "customer"].sent is None
 
 
 def test_time_to_recovery_and_days(conn: Connection) -> None:
@@ -235,7 +258,8 @@ def test_email_funnel(conn: Connection) -> None:
     assert rows == [
         # sent: c3, c4, c6, c5, c7 (c1's was never sent; c12 is outside the cohort);
         # opened: c3, c4 (twice, one email), c7 (card updated through it); updated: c3, c7;
-        # paid: both recovered.
+        # paid: both recovered. The SMS (same template and step) are no emails: counted,
+        # they would add 5 sent to step 1 (c1 twice, c3, c6, c10).
         (1, "payment_failed", 5, 3, 2, 2),
         (2, "payment_reminder", 1, 1, 1, 0),  # c6 updated its card, still open
         (None, "final_notice", 1, 0, 0, 0),  # c5; its "recovered" email is no step
@@ -245,18 +269,51 @@ def test_email_funnel(conn: Connection) -> None:
 def test_churn_table(conn: Connection) -> None:
     rows = _by(churn(conn, OCTOBER), "currency")
     usd = rows["usd"]
+    assert (usd.active_at_start, usd.started_in_period, usd.churned) == (14, 2, 3)
+    assert usd.churn_rate == 3 / 16
+    mrr = 1000 + 2000 + 3000 + 4000 + 5000 + 6000 + 7000 + 10000 + 1200 + 1300 + 3000 + 1100
+    mrr += 2000 + 24000 // 12  # sub_trial, sub_year: no invoice, active by their start date
+    live = mrr + 8888 + 500  # sub_new, sub_oct
+    assert (usd.mrr_at_start, usd.mrr_live, usd.churned_mrr) == (mrr, live, 18000)
+    assert usd.mrr_churn_rate == 18000 / live
+    # EUR: no start dates, so the fallback: both had an invoice before Oct 1.
+    assert (rows["eur"].active_at_start, rows["eur"].mrr_at_start) == (2, 4000)
+
+
+def test_churn_by_start_date_counts_what_invoices_cannot_show(conn: Connection) -> None:
+    """The start date decides where the ledger has one, whatever the invoices say."""
+    september = Filters(start=date(2026, 9, 1), end=date(2026, 10, 1), currency="usd")
+    [sept] = churn(conn, september)
+    # Active on Sept 1: the twelve June subscriptions, sub_old (canceled Sept 15), sub_year;
+    # started in September: sub_trial (Sept 20). Not sub_inc (incomplete), not sub_new/oct.
+    assert (sept.active_at_start, sept.started_in_period, sept.churned) == (14, 1, 0)
+    # Nov 3 is after October: sub_nov is not live in it, but it is in November.
+    [nov] = churn(conn, Filters(start=date(2026, 11, 1), end=date(2026, 12, 1), currency="usd"))
+    assert nov.started_in_period == 1
+    # A subscription canceled on the period's first instant was still live at its start.
+    conn.execute(text("UPDATE subscriptions SET canceled_at = :t WHERE id = 'sub_year'"),
+                 {"t": at(10, 1)})  # fmt: skip
+    [october] = churn(conn, OCTOBER.model_copy(update={"currency": "usd"}))
+    assert october.active_at_start == 14
+
+
+def test_churn_without_start_dates_falls_back_to_invoices(conn: Connection) -> None:
+    """Rows not yet refreshed from the processor: an invoice before the period says active
+    at its start, one before its end says live; subscriptions with no invoice are not."""
+    conn.execute(text("UPDATE subscriptions SET start_date = NULL"))
+    usd = _by(churn(conn, OCTOBER), "currency")["usd"]
+    # sub_1-8, 12-15 active (an invoice in September); sub_new started (first invoice Oct 5);
+    # sub_trial, sub_year and sub_oct have no invoice: not counted.
     assert (usd.active_at_start, usd.started_in_period, usd.churned) == (12, 1, 3)
     assert usd.churn_rate == 3 / 13
-    mrr = 1000 + 2000 + 3000 + 4000 + 5000 + 6000 + 7000 + 10000 + 1200 + 1300 + 3000 + 1100
-    assert (usd.mrr_at_start, usd.mrr_live, usd.churned_mrr) == (mrr, mrr + 8888, 18000)
-    assert usd.mrr_churn_rate == 18000 / (mrr + 8888)
-    assert (rows["eur"].active_at_start, rows["eur"].mrr_at_start) == (2, 4000)
 
 
 def test_churn_has_a_rate_when_every_subscription_started_in_the_period(
     conn: Connection,
 ) -> None:
-    """A new install: no subscription had an invoice before the period, yet they exist."""
+    """A new install (no start dates yet): no subscription had an invoice before the
+    period, yet they exist."""
+    conn.execute(text("UPDATE subscriptions SET start_date = NULL"))
     september = Filters(start=date(2026, 9, 1), end=date(2026, 10, 1))
     usd = _by(churn(conn, september), "currency")["usd"]
     assert usd.active_at_start == 0 and usd.started_in_period > 0

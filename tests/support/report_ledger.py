@@ -18,6 +18,16 @@ USD cohort (opened in October): 10 cases
 EUR cohort: c10 1500 recovered by customer 24 h (policy 1); c11 2500 exhausted (policy 2)
 Outside the cohort: c12 (Sept, recovered), c14 (Sept, canceled by end action on Oct 10),
 c13 (Nov, open).
+
+SMS (``_sms``): c3 updated its card through one and was recovered, c6 updated its card
+(still open), c1 got two without a click, c2's failed, c10 (EUR) paid through one. Card
+updater calls (``_updater_requests``): c4 twice (one hit), c6 once (a hit), c10 once.
+
+Subscription start dates (exact churn): the USD subscriptions of the cases started on
+June 1; sub_old on May 1 (canceled Sept 15), sub_new on Oct 5. The EUR ones (sub_10,
+sub_11) have none: they fall back to "an invoice before". Four have no invoice in the
+ledger, so only their start date tells: sub_trial (trialing since Sept 20) and sub_year
+(yearly, since 2025) were active on Oct 1, sub_oct started on Oct 12, sub_nov on Nov 3.
 """
 
 from __future__ import annotations
@@ -73,6 +83,7 @@ def _sub(
     pm: str | None = None,
     upcoming: int | None = None,
     cancel_at_period_end: bool = False,
+    start: datetime | None = None,
 ) -> dict[str, Any]:
     return {
         "id": sid,
@@ -89,31 +100,41 @@ def _sub(
         "default_payment_method_id": pm,
         "upcoming_amount": upcoming,
         "cancel_at_period_end": cancel_at_period_end,
+        "start_date": start,
     }
 
 
 def _subscriptions() -> list[dict[str, Any]]:
+    june = at(6, 1)
     return [
-        _sub("sub_1", "cus_a", 1000, period_end=at(11, 20)),
-        _sub("sub_2", "cus_a", 2000, period_end=at(11, 10), pm="pm_old", upcoming=2100),
-        _sub("sub_3", "cus_b", 3000, plan="Pro", period_end=at(11, 15)),
-        _sub("sub_4", "cus_b", 4000, plan="Pro"),
-        _sub("sub_5", "cus_a", 5000, plan="Pro", status="canceled", canceled_at=at(10, 25)),
+        _sub("sub_1", "cus_a", 1000, period_end=at(11, 20), start=june),
+        _sub("sub_2", "cus_a", 2000, period_end=at(11, 10), pm="pm_old", upcoming=2100,
+             start=june),
+        _sub("sub_3", "cus_b", 3000, plan="Pro", period_end=at(11, 15), start=june),
+        _sub("sub_4", "cus_b", 4000, plan="Pro", start=june),
+        _sub("sub_5", "cus_a", 5000, plan="Pro", status="canceled", canceled_at=at(10, 25),
+             start=june),
         _sub("sub_6", "cus_b", 6000, plan="Pro", period_end=at(11, 12), pm="pm_old",
-             cancel_at_period_end=True),
-        _sub("sub_7", "cus_a", 7000, period_end=at(12, 15), pm="pm_old"),
+             cancel_at_period_end=True, start=june),
+        _sub("sub_7", "cus_a", 7000, period_end=at(12, 15), pm="pm_old", start=june),
         _sub("sub_8", "cus_b", 120000, plan="Pro yearly", interval="year", status="canceled",
-             canceled_at=at(10, 30)),
-        _sub("sub_10", "cus_e", 1500, currency="eur", period_end=at(11, 5)),
-        _sub("sub_11", "cus_e", 2500, currency="eur"),
-        _sub("sub_12", "cus_a", 1200),
-        _sub("sub_13", "cus_a", 1300),
-        _sub("sub_14", "cus_a", 3000, status="canceled", canceled_at=at(10, 10)),
-        _sub("sub_15", "cus_a", 1100, status="canceled", canceled_at=at(10, 11)),
+             canceled_at=at(10, 30), start=june),
+        _sub("sub_10", "cus_e", 1500, currency="eur", period_end=at(11, 5)),  # no start date
+        _sub("sub_11", "cus_e", 2500, currency="eur"),  # no start date
+        _sub("sub_12", "cus_a", 1200, start=june),
+        _sub("sub_13", "cus_a", 1300, start=june),
+        _sub("sub_14", "cus_a", 3000, status="canceled", canceled_at=at(10, 10), start=june),
+        _sub("sub_15", "cus_a", 1100, status="canceled", canceled_at=at(10, 11), start=june),
         # not active at the start of October:
-        _sub("sub_old", "cus_a", 9999, status="canceled", canceled_at=at(9, 15)),
-        _sub("sub_new", "cus_a", 8888),
-        _sub("sub_inc", "cus_a", 7777, status="incomplete"),
+        _sub("sub_old", "cus_a", 9999, status="canceled", canceled_at=at(9, 15), start=at(5, 1)),
+        _sub("sub_new", "cus_a", 8888, start=at(10, 5)),
+        _sub("sub_inc", "cus_a", 7777, status="incomplete", start=at(9, 1)),
+        # no invoice in the ledger: only the start date tells
+        _sub("sub_trial", "cus_b", 2000, status="trialing", start=at(9, 20)),
+        _sub("sub_year", "cus_b", 24000, plan="Pro yearly", interval="year",
+             start=datetime(2025, 3, 1, tzinfo=UTC)),
+        _sub("sub_oct", "cus_b", 500, status="trialing", start=at(10, 12)),
+        _sub("sub_nov", "cus_b", 700, start=at(11, 3)),
     ]  # fmt: skip
 
 
@@ -376,8 +397,48 @@ def _case_events() -> list[dict[str, Any]]:
     ]
     return [
         {"case_id": case, "at": at(10, 20), "kind": kind, "notification_id": nid}
-        for case, kind, nid in rows
+        for case, kind, nid in [*rows, *_SMS_EVENTS]
     ]
+
+
+def _sms() -> list[dict[str, Any]]:
+    """Text messages (``channel = 'sms'``): they never count as emails in the funnel."""
+    rows = [
+        (20, 3, "sent"),  # c3 updated its card through it and was recovered
+        (21, 6, "sent"),  # c6 updated its card through it, still open
+        (22, 1, "sent"),  # c1: no click
+        (23, 1, "sent"),  # c1 again
+        (24, 2, "failed"),  # never sent
+        (25, 12, "sent"),  # outside the cohort
+        (26, 10, "sent"),  # c10 (EUR) paid through it
+    ]
+    return [
+        {"id": nid, "dedupe_key": f"case:{case}:sms:{nid}", "kind": "dunning", "channel": "sms",
+         "template": "payment_failed", "case_id": case, "step": 1, "status": status}
+        for nid, case, status in rows
+    ]  # fmt: skip
+
+
+_SMS_EVENTS = [(3, "link_opened", 20), (3, "card_updated", 20), (6, "card_updated", 21),
+               (12, "card_updated", 25), (10, "payment_attempted", 26)]  # fmt: skip
+
+
+def _updater_requests() -> list[dict[str, Any]]:
+    """Card-updater calls: c4 asked twice (one hit), c6 once (a hit), c3's first read of
+    its card (``fetch``: no updater call), c10 (EUR) once, c12 outside the cohort."""
+    rows = [
+        (4, "expired_card", "unchanged"),
+        (4, "before_retry", "new_expiry"),
+        (6, "before_retry", "new_card"),
+        (3, "fetch", "new_card"),
+        (10, "before_retry", "contact_cardholder"),
+        (12, "before_retry", "new_expiry"),
+    ]
+    return [
+        {"case_id": case, "provider": "test", "reason": reason, "asked_at": at(10, 20),
+         "result": result}
+        for case, reason, result in rows
+    ]  # fmt: skip
 
 
 def insert_ledger(conn: Connection) -> None:
@@ -403,6 +464,8 @@ def insert_ledger(conn: Connection) -> None:
         (m.ChargeAttempt, _attempts()),
         (m.CaseDecision, _decisions()),
         (m.Notification, _notifications()),
+        (m.Notification, _sms()),  # a list's first row names the columns: one insert each
         (m.CaseEvent, _case_events()),
+        (m.CardUpdaterRequest, _updater_requests()),
     ):
         conn.execute(insert(table(model)), rows)

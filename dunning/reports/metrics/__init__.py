@@ -26,10 +26,11 @@ SQL fragments they share are in ``sql``; one module per group of tables. Definit
   median and 90th percentile (continuous), and counts by whole days since the failure.
 - **Involuntary churn**: subscriptions canceled by the dunning end action (a case with
   ``end_action = cancel_subscription`` that closed as ``canceled``) in the period ÷
-  subscriptions live in the period: active at its start, or started during it. The
-  ledger has no subscription start date, so "live" is approximated as: not canceled
-  before the start, not ``incomplete``, and having an invoice created before the end;
-  "active at start" also has one created before the start.
+  subscriptions live in the period: active at its start, or started during it. Live:
+  not canceled before the start, not ``incomplete``, and ``start_date`` (Stripe's, else
+  ``created``) before the end; active at the start: ``start_date`` before the start. A
+  subscription with no start date yet falls back to: an invoice created before the end
+  (before the start, for "active at the start").
 - **MRR**: a subscription's amount normalised to a month (yearly ÷ 12, weekly * 52/12,
   daily * 365/12, divided by the interval count).
 - **Breakdowns** (cohort): decline class = the class of the case's last failed charge

@@ -100,6 +100,7 @@ def ab_arms(conn: Connection, f: Filters) -> list[ArmRow]:
 
 def funnel(conn: Connection, f: Filters) -> list[FunnelRow]:
     """Per dunning step: emails sent to the cohort → link opened → card updated → paid.
+    Emails only: an SMS is counted in the ``sms`` row of the channels table.
 
     ``step`` is the policy step's number; the final notice and "action required" emails
     have none and are told apart by their template.
@@ -116,6 +117,6 @@ def funnel(conn: Connection, f: Filters) -> list[FunnelRow]:
                    coalesce(bool_or(ev.kind = 'card_updated'), false) AS updated
             FROM case_events ev WHERE ev.notification_id = n.id
         ) e ON true
-        WHERE n.status = 'sent' AND n.template NOT IN {_AFTER_OUTCOME}
+        WHERE n.status = 'sent' AND n.channel = 'email' AND n.template NOT IN {_AFTER_OUTCOME}
         GROUP BY 1, 2 ORDER BY 1 NULLS LAST, 2"""
     return [FunnelRow(**r) for r in rows(conn, sql, params(f))]

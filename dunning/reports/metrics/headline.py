@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import Connection
 
 from dunning.reports.metrics.churn import churn
 from dunning.reports.metrics.recovery import cohort_totals, renewal_failures
-from dunning.reports.schemas import Filters, HeadlineRow
+from dunning.reports.schemas import ChurnRow, Filters, HeadlineRow
 from dunning.reports.stats import ratio
 
 
-def headline(conn: Connection, f: Filters) -> list[HeadlineRow]:
-    """One row per currency seen in the cohort, the renewals or the churn."""
+def headline(
+    conn: Connection, f: Filters, churn_rows: Sequence[ChurnRow] | None = None
+) -> list[HeadlineRow]:
+    """One row per currency seen in the cohort, the renewals or the churn.
+
+    ``churn_rows``: ``churn(conn, f)`` when the caller has it already (the dashboard
+    shows both tables and should not scan the subscriptions twice)."""
     cohort = {r["currency"]: r for r in cohort_totals(conn, f)}
-    renewals = renewal_failures(conn, f)
-    churned = {r.currency: r for r in churn(conn, f)}
+    renewals = renewal_failures(conn, f, {cur: r["cases_opened"] for cur, r in cohort.items()})
+    churned = {r.currency: r for r in (churn(conn, f) if churn_rows is None else churn_rows)}
     out: list[HeadlineRow] = []
     for currency in sorted(cohort.keys() | renewals.keys() | churned.keys()):
         c = cohort.get(currency) or {}

@@ -29,12 +29,23 @@ COHORT_AGGREGATES = f"""
     coalesce(sum(c.amount) FILTER (WHERE {CLOSED}), 0)::bigint AS closed_failed_amount,
     coalesce(sum({PAID}) FILTER (WHERE {RECOVERED}), 0)::bigint AS recovered_amount
 """
-HOURS_TO_RECOVERY = "greatest(extract(epoch FROM c.closed_at - c.opened_at), 0) / 3600.0"
+SECONDS_TO_RECOVERY = "greatest(extract(epoch FROM c.closed_at - c.opened_at), 0)"
+HOURS_TO_RECOVERY = f"{SECONDS_TO_RECOVERY} / 3600.0"
 RENEWAL = (
     "(i.billing_reason = 'subscription_cycle' OR (i.billing_reason IS NULL"
     " AND coalesce(i.subscription_id, {case_subscription}) IS NOT NULL))"
 )
 """A renewal invoice ``i``; format ``case_subscription`` with the case's column or NULL."""
+NOT_CYCLE = "(i.billing_reason <> 'subscription_cycle' OR i.billing_reason IS NULL)"
+"""Invoices ``i`` that may not be renewals: the predicate of ``ix_invoices_not_cycle``."""
+PAID_RENEWAL = (
+    "i.status = 'paid' AND i.subscription_id IS NOT NULL"
+    " AND (i.billing_reason = 'subscription_cycle' OR i.billing_reason IS NULL)"
+    " AND coalesce(i.amount_paid, i.amount_due, 0) > 0"
+)
+"""A paid renewal invoice ``i`` with something paid: ``RENEWAL`` of an invoice that names its
+subscription, written as the predicate of ``ix_invoices_paid_renewals`` so the failure
+rate's denominator is read from that index alone."""
 
 
 def _instant(day: date) -> datetime:

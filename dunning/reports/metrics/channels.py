@@ -1,0 +1,105 @@
+"""Recovered revenue by channel, with the card updater's calls and the SMS sent.
+
+``recovered_by`` splits the cohort's recoveries once (retry, processor, customer, card
+updater: who made the charge that paid). SMS is not one of them: a customer who paid
+through an SMS link is a ``customer`` recovery. Its row says how many SMS went to the
+cohort and how many recoveries followed one; those are also in the channel that charged,
+so the ``sms`` row is never added to the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from sqlalchemy import Connection
+
+from dunning.reports.metrics.sql import CURRENCY, PAID, RECOVERED, cohort, params, rows
+from dunning.reports.schemas import ChannelRow, Filters
+from dunning.reports.stats import ratio
+
+UPDATER = "card_updater"
+SMS = "sms"
+CHANNELS = ("retry", "processor", "customer", UPDATER)
+"""The values of ``recovered_by``: they split the recovered revenue."""
+
+# What a customer does through a link that can lead to a payment.
+_ACTED = "('card_updated', 'payment_attempted')"
+
+
+def recovered_by_channel(conn: Connection, f: Filters) -> list[ChannelRow]:
+    """Recovered revenue of the cohort by channel, per currency (every channel listed),
+    then the ``sms`` row: SMS sent and the recoveries that followed an SMS link."""
+    sql = f"""
+        SELECT {CURRENCY} AS currency, coalesce(c.recovered_by, 'processor') AS channel,
+            count(*) AS cases, coalesce(sum({PAID}), 0)::bigint AS amount
+        FROM {cohort(f)} AND {RECOVERED}
+        GROUP BY 1, 2"""
+    found = {(r["currency"], r["channel"]): r for r in rows(conn, sql, params(f))}
+    updater = updater_calls(conn, f)
+    sms = sms_sent(conn, f)
+    out: list[ChannelRow] = []
+    for currency in sorted({cur for cur, _ in found} | set(updater) | set(sms)):
+        total = sum(r["amount"] for (cur, _), r in found.items() if cur == currency)
+        channels = [*CHANNELS, *sorted({ch for cur, ch in found if cur == currency} - {*CHANNELS})]
+        calls, hits = updater.get(currency, (0, 0))
+        for channel in channels:
+            r = found.get((currency, channel), {"cases": 0, "amount": 0})
+            out.append(
+                ChannelRow(
+                    currency=currency,
+                    channel=channel,
+                    cases=r["cases"],
+                    amount=r["amount"],
+                    share=ratio(r["amount"], total),
+                    calls=calls if channel == UPDATER else None,
+                    hits=hits if channel == UPDATER else None,
+                    sent=None,
+                )
+            )
+        sent, cases, amount = sms.get(currency, (0, 0, 0))
+        out.append(
+            ChannelRow(
+                currency=currency,
+                channel=SMS,
+                cases=cases,
+                amount=amount,
+                share=ratio(amount, total),
+                calls=None,
+                hits=None,
+                sent=sent,
+            )
+        )
+    return out
+
+
+def updater_calls(conn: Connection, f: Filters) -> dict[str, tuple[int, int]]:
+    """Per currency: the card updater's calls about the cohort's cases, and its hits (the
+    card changed). A first read of an unknown card (``fetch``) is no updater call."""
+    sql = f"""
+        SELECT {CURRENCY} AS currency, count(*) AS calls,
+            count(*) FILTER (WHERE r.result IN ('new_expiry', 'new_card')) AS hits
+        FROM card_updater_requests r, {cohort(f)} AND r.case_id = c.id AND r.reason <> 'fetch'
+        GROUP BY 1"""
+    return {r["currency"]: (int(r["calls"]), int(r["hits"])) for r in rows(conn, sql, params(f))}
+
+
+def sms_sent(conn: Connection, f: Filters) -> Mapping[str, tuple[int, int, int]]:
+    """Per currency: (SMS sent about the cohort's cases, recovered cases whose customer
+    updated the card or paid through an SMS link, their recovered amount)."""
+    sql = f"""
+        SELECT {CURRENCY} AS currency, sum(c.sent)::bigint AS sent,
+            count(*) FILTER (WHERE {RECOVERED} AND c.acted) AS cases,
+            coalesce(sum({PAID}) FILTER (WHERE {RECOVERED} AND c.acted), 0)::bigint AS amount
+        FROM (
+            SELECT c.id, c.currency, c.state, c.amount, c.recovered_amount, count(*) AS sent,
+                bool_or(EXISTS (SELECT 1 FROM case_events ev
+                    WHERE ev.notification_id = n.id AND ev.kind IN {_ACTED})) AS acted
+            FROM (SELECT c.* FROM {cohort(f)}) c
+            JOIN notifications n ON n.case_id = c.id AND n.channel = 'sms' AND n.status = 'sent'
+            GROUP BY 1, 2, 3, 4, 5
+        ) c
+        GROUP BY 1"""
+    return {
+        r["currency"]: (int(r["sent"]), int(r["cases"]), int(r["amount"]))
+        for r in rows(conn, sql, params(f))
+    }
