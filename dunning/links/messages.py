@@ -77,6 +77,17 @@ MESSAGES: dict[str, dict[str, str]] = {
         "no_charge": "Nothing is charged now.",
         "result_saved": "Your new card is saved. We'll use it for your next renewal.",
         "saved_title": "Your card is saved",
+        # The payment waits for the customer to authenticate it (3-D Secure).
+        "action_heading": "Confirm your payment",
+        "action_intro": "Your bank asks you to confirm this payment. It only takes a moment, "
+        "and nothing else is needed.",
+        "action_button": "Confirm payment",
+        "action_working": "Waiting for your bank…",
+        "other_card": "Or use another card",
+        "result_not_authenticated": "The payment wasn't confirmed, so nothing was charged. "
+        "Try again, or use another card.",
+        "result_processing": "Your payment is confirmed and being processed. We'll email you "
+        "once it's done.",
     },
     "es": {
         "page_title": "Actualiza tu tarjeta",
@@ -139,6 +150,16 @@ MESSAGES: dict[str, dict[str, str]] = {
         "no_charge": "No se te cobrará nada ahora.",
         "result_saved": "Tu tarjeta nueva está guardada. La usaremos en tu próxima renovación.",
         "saved_title": "Tu tarjeta está guardada",
+        "action_heading": "Confirma tu pago",
+        "action_intro": "Tu banco te pide que confirmes este pago. Solo lleva un momento y no "
+        "hace falta nada más.",
+        "action_button": "Confirmar pago",
+        "action_working": "Esperando a tu banco…",
+        "other_card": "O usa otra tarjeta",
+        "result_not_authenticated": "El pago no se confirmó, así que no se ha cobrado nada. "
+        "Inténtalo de nuevo o usa otra tarjeta.",
+        "result_processing": "Tu pago está confirmado y se está procesando. Te enviaremos un "
+        "correo cuando termine.",
     },
     "zh_CN": {
         "page_title": "更新您的银行卡",
@@ -191,6 +212,14 @@ MESSAGES: dict[str, dict[str, str]] = {
         "no_charge": "现在不会扣款。",
         "result_saved": "您的新银行卡已保存，下次续订时将使用此卡。",
         "saved_title": "您的银行卡已保存",
+        "action_heading": "确认您的付款",
+        "action_intro": "您的银行要求您确认此笔付款。只需片刻，无需其他操作。",
+        "action_button": "确认付款",
+        "action_working": "正在等待您的银行…",
+        "other_card": "或使用另一张银行卡",
+        "result_not_authenticated": "付款未获确认，因此未产生任何扣款。"
+        "请重试，或使用另一张银行卡。",
+        "result_processing": "您的付款已确认，正在处理中。完成后我们会发邮件通知您。",
     },
 }
 

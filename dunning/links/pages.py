@@ -40,6 +40,8 @@ NOTICES = {
     "not_saved": ("result_not_saved", "bad"),
     "pending": ("result_pending", "info"),
     "unchanged": ("result_unchanged", "info"),
+    "not_authenticated": ("result_not_authenticated", "bad"),
+    "processing": ("result_processing", "info"),
 }
 # The renewal page (a customer link without a case) saves cards and charges nothing.
 RENEWAL_NOTICES = {
@@ -279,10 +281,26 @@ def _card_form_page(
     return Rendered(html, page_csp(form.stripe_js_url, nonce))
 
 
+@dataclass(frozen=True)
+class ConfirmForm:
+    """The payment that waits for the customer to authenticate: Stripe.js confirms it
+    with this client secret (the card on file), and the page posts its id here."""
+
+    client_secret: str
+    post_url: str
+
+
 def render_pay(
-    view: CaseView, *, locale: str, brand: Brand, form: CardForm, result: str | None
+    view: CaseView,
+    *,
+    locale: str,
+    brand: Brand,
+    form: CardForm,
+    result: str | None,
+    confirm: ConfirmForm | None = None,
 ) -> Rendered:
-    """The update page: what is due, the plan, the card on file, and the card form."""
+    """The update page: what is due, the plan, the card on file, and the card form; first
+    a "Confirm payment" button when the payment waits for the customer to authenticate."""
     fmt = resolve_locale(view.locale or locale).format_locale
     return _card_form_page(
         "pay.html",
@@ -293,7 +311,8 @@ def render_pay(
         form=form,
         result=result,
         amount=_money(view.amount, view.currency, fmt),
-        card_failed=view.card_failed,
+        card_failed=view.card_failed and confirm is None,
+        confirm=confirm,
     )
 
 

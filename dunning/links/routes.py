@@ -3,8 +3,10 @@
 ``GET /pay/<token>`` shows the page (or, with ``DUNNING_UPDATE_MODE=portal``, sends the
 customer to a Stripe Billing Portal session); ``POST /pay/<token>/card`` takes the
 SetupIntent that Stripe.js confirmed and answers with a redirect back to the page
-(post/redirect/get, so a reload never re-posts); ``GET /pay/<token>/done`` is where the
-portal returns. Every request is rate-limited per client IP and per token.
+(post/redirect/get, so a reload never re-posts); ``POST /pay/<token>/confirm`` takes
+the payment intent that Stripe.js confirmed on-session when the renewal waited for the
+customer to authenticate (3-D Secure); ``GET /pay/<token>/done`` is where the portal
+returns. Every request is rate-limited per client IP and per token.
 
 A case link opens its case (pay now). A customer link opens the customer's open case
 the same way if there is one, else their next renewal (save a card, no charge); see
@@ -164,12 +166,14 @@ def pay_page(token: str, request: Request, result: str | None = None) -> Respons
         else:
             view = service.view_case(target, adapter)
             form = replace(form, client_secret=service.start_update(target, adapter))
+            confirm = service.start_confirm(target, adapter) if view.awaiting_action else None
             rendered = pages.render_pay(
                 view,
                 locale=pages.page_locale(view, accept),
                 brand=settings.branding(),
                 form=form,
                 result=result if result in pages.NOTICES else None,
+                confirm=pages.ConfirmForm(confirm, f"/pay/{token}/confirm") if confirm else None,
             )
     except LinkRefused as refused:
         return _message(refused.reason, request)
@@ -213,6 +217,41 @@ def _save_card(token: str, request: Request, body: bytes) -> Response:
         log.exception("card save failed for %s", _who(target or claims))
         outcome = service.Outcome.NOT_SAVED
     # Paid: the thank-you, with the card charged and the next renewal (pay_page).
+    return RedirectResponse(f"/pay/{token}?result={outcome}", status_code=303)
+
+
+@router.post("/pay/{token}/confirm")
+async def confirm_payment(token: str, request: Request) -> Response:
+    """Stripe.js confirmed the invoice's payment intent (3-D Secure done): record the
+    payment, then show the thank-you (or why not)."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > _MAX_FORM_BYTES:
+            return _message("invalid", request, 413)
+    return await run_in_threadpool(_confirm_payment, token, request, body)
+
+
+def _confirm_payment(token: str, request: Request, body: bytes) -> Response:
+    if not _allowed(request, token, "save"):
+        return _message("limited", request)
+    fields = parse_qs(body.decode("utf-8", "replace"))
+    intent = (fields.get("payment_intent") or [""])[0].strip()
+    claims = _claims(token, request)
+    if isinstance(claims, HTMLResponse):
+        return claims
+    target: tokens.LinkClaims | RenewalTarget | None = None
+    try:
+        target = _resolve(claims)
+        if isinstance(target, RenewalTarget):  # no invoice is due: nothing to confirm
+            return RedirectResponse(f"/pay/{token}", status_code=303)
+        adapter = StripeAdapter.from_settings(_settings(request))
+        outcome = service.confirm_payment(target, adapter, intent)
+    except LinkRefused as refused:
+        return _message(refused.reason, request)
+    except _UNAVAILABLE:
+        log.exception("payment confirmation failed for %s", _who(target or claims))
+        outcome = service.Outcome.PROCESSING
     return RedirectResponse(f"/pay/{token}?result={outcome}", status_code=303)
 
 

@@ -1,4 +1,6 @@
-"""What a case link does: show what is due, save a new card, pay at once.
+"""What a case link does: show what is due, save a new card, pay at once; or, when the
+renewal waits for the customer to authenticate (3-D Secure), confirm the payment with
+the card on file, on-session (:func:`start_confirm`, :func:`confirm_payment`).
 
 (A customer link, which has no case, is ``dunning.links.customer``; when its customer
 has an open case it is turned into that case's claims and comes here.)
@@ -23,6 +25,7 @@ import stripe
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from dunning.cases import authentication
 from dunning.cases import service as cases
 from dunning.cases.models import CaseEvent, CaseEventKind, CaseState, DunningCase
 from dunning.db import session_scope
@@ -34,11 +37,13 @@ from dunning.processors import stripe_objects as so
 from dunning.processors.stripe_adapter import (
     DefaultCard,
     PaymentMethodNotOwned,
+    PayResult,
     StripeAdapter,
     TransientProcessorError,
 )
 
 SETUP_INTENT_ID = re.compile(r"^seti_[A-Za-z0-9]{1,200}$")
+PAYMENT_INTENT_ID = re.compile(r"^pi_[A-Za-z0-9]{1,200}$")
 
 
 class LinkRefused(Exception):
@@ -59,6 +64,8 @@ class Outcome(StrEnum):
     NOT_SAVED = "not_saved"  # the SetupIntent did not check out
     UNCHANGED = "unchanged"  # back from the portal with the same card
     SAVED = "saved"  # a customer link (no case): the card is saved, nothing is charged
+    NOT_AUTHENTICATED = "not_authenticated"  # the customer did not confirm the payment
+    PROCESSING = "processing"  # confirmed; the processor has not settled the invoice yet
 
 
 @dataclass(frozen=True)
@@ -86,6 +93,7 @@ class CaseView:
     interval_count: int | None
     card: Card | None
     card_failed: bool
+    awaiting_action: bool = False  # the payment waits for the customer to authenticate
 
 
 @dataclass(frozen=True)
@@ -97,13 +105,14 @@ class _Target:
 
 
 def _open_case(session: Session, claims: LinkClaims) -> DunningCase:
-    """The token's case, if it is this customer's and still open."""
+    """The token's case, if it is this customer's and still open (or paused: paying
+    resumes the subscription)."""
     case = session.get(DunningCase, claims.case_id)
     if case is None or case.customer_id != claims.customer_id:
         raise LinkRefused("invalid")
     if case.state == CaseState.RECOVERED:
         raise LinkRefused("paid")
-    if case.state != CaseState.OPEN:
+    if case.state not in (CaseState.OPEN, CaseState.PAUSED):
         raise LinkRefused("closed")
     return case
 
@@ -173,6 +182,7 @@ def view_case(claims: LinkClaims, adapter: StripeAdapter) -> CaseView:
             interval_count=sub.interval_count if sub else None,
             card=None,
             card_failed=False,
+            awaiting_action=authentication.is_waiting(case),
         )
     card, fingerprint = known or fetch_card(adapter, pm_id)
     if card is None and last_seen is not None and last_seen[1]:
@@ -281,6 +291,7 @@ def _use_card(
         return Outcome.NOT_SAVED
     with session_scope() as session:
         card = fold_default(session, default)
+        authentication.on_new_card(session, target.case_id)
         record_event(
             session,
             target.case_id,
@@ -355,5 +366,79 @@ def _pay_now(claims: LinkClaims, adapter: StripeAdapter, target: _Target, ref: s
                 "error_code": result.error_code,
                 "decline_code": result.decline_code,
             },
+        )
+    return outcome
+
+
+def start_confirm(claims: LinkClaims, adapter: StripeAdapter) -> str | None:
+    """The client secret of the invoice's payment intent that waits for the customer to
+    authenticate, for Stripe.js ``confirmCardPayment`` with the card on file; None when
+    there is none (the page then only offers a new card)."""
+    target = _target(claims)
+    invoice = adapter.invoice(target.invoice_id)
+    if invoice.get("status") != "open":
+        return None
+    for intent_id in adapter.invoice_payment_intents(invoice):
+        intent = adapter.payment_intent(intent_id)
+        if (
+            intent.get("status") == "requires_action"
+            and so.ref(intent.get("customer")) == target.customer_id
+        ):
+            return str(intent["client_secret"])
+    return None
+
+
+def confirm_payment(claims: LinkClaims, adapter: StripeAdapter, payment_intent_id: str) -> str:
+    """Stripe.js confirmed the invoice's payment intent on-session: check it is this
+    invoice's and this customer's, and record its charge as the customer's.
+
+    The processor's own answer decides: nothing the browser says is taken as paid."""
+    if not PAYMENT_INTENT_ID.match(payment_intent_id):
+        return Outcome.NOT_AUTHENTICATED
+    target = _target(claims)
+    invoice = adapter.invoice(target.invoice_id)
+    if payment_intent_id not in adapter.invoice_payment_intents(invoice):
+        return Outcome.NOT_AUTHENTICATED
+    intent = adapter.payment_intent(payment_intent_id)
+    status = intent.get("status")
+    if so.ref(intent.get("customer")) != target.customer_id or status in (
+        "requires_action",
+        "requires_confirmation",
+        "canceled",
+    ):
+        return Outcome.NOT_AUTHENTICATED
+    if status == "processing":
+        return Outcome.PROCESSING
+    charge_id = so.ref(intent.get("latest_charge"))
+    charge = adapter.charge(charge_id) if charge_id else None
+    error = intent.get("last_payment_error") or {}
+    result = PayResult(
+        paid=status == "succeeded",
+        invoice=invoice,
+        charge=charge,
+        error_code=error.get("code"),
+        decline_code=error.get("decline_code"),
+        message=error.get("message"),
+    )
+    if result.paid:
+        outcome = Outcome.PAID if invoice.get("status") == "paid" else Outcome.PROCESSING
+    else:
+        outcome = Outcome.DECLINED if charge is not None else Outcome.NOT_AUTHENTICATED
+    with session_scope() as session:
+        cases.record_charge(
+            session,
+            target.case_id,
+            target.invoice_id,
+            result,
+            datetime.now(UTC),
+            ref=payment_intent_id,
+            triggered_by=TriggeredBy.CUSTOMER,
+        )
+        record_event(
+            session,
+            target.case_id,
+            CaseEventKind.PAYMENT_ATTEMPTED,
+            claims.notification_id,
+            {"outcome": outcome, "via": "authentication", "payment_intent": payment_intent_id},
         )
     return outcome

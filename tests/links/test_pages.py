@@ -216,3 +216,34 @@ def test_renewal_page_without_amount_card_or_warning_and_its_notices() -> None:
 def test_saved_outcome_page() -> None:
     rendered = pages.render_outcome("saved", "es", BRAND, "/pay/x")
     assert "Tu tarjeta está guardada" in rendered.html and "<script" not in rendered.html
+
+
+@pytest.mark.parametrize("locale", ["en", "es", "zh_CN"])
+def test_a_payment_awaiting_authentication_offers_confirm_payment_first(locale: str) -> None:
+    """The "Confirm payment" button carries the payment intent's client secret and posts
+    to the confirm URL; the card form stays as the other way; the card is not flagged."""
+    t = MESSAGES[locale]
+    confirm = pages.ConfirmForm("pi_1_secret_y", "/pay/t/confirm")
+    html = pages.render_pay(
+        _view(awaiting_action=True, locale=locale),
+        locale=locale,
+        brand=BRAND,
+        form=FORM,
+        result=None,
+        confirm=confirm,
+    ).html
+    assert str(escape(t["action_button"])) in html and str(escape(t["action_intro"])) in html
+    assert 'data-secret="pi_1_secret_y"' in html and 'action="/pay/t/confirm"' in html
+    assert "confirmCardPayment" in html and "confirmCardSetup" in html
+    assert str(escape(t["other_card"])) in html
+    assert str(escape(t["card_failed"])) not in html
+
+    plain = _pay(_view(), locale).html
+    assert "confirmCardPayment" not in plain and "confirm-button" not in plain
+    assert str(escape(t["new_card"])) in plain
+
+
+@pytest.mark.parametrize("result", ["not_authenticated", "processing"])
+def test_confirmation_outcomes_have_their_notice(result: str) -> None:
+    key, _ = pages.NOTICES[result]
+    assert str(escape(MESSAGES["en"][key])) in _pay(_view(), "en", result=result).html
