@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from dunning.card_updater.check import CheckCard
 from dunning.card_updater.provider import StripeProvider
-from dunning.cases.retry import EndCase, RetryCharge
+from dunning.cases.retry import EndCase, ResumeSubscription, RetryCharge
 from dunning.notify.delivery import SendEmail
 from dunning.processors.stripe_adapter import ProcessorNotConfigured, StripeAdapter
 from dunning.scheduler import runner
@@ -59,6 +59,9 @@ def handlers(adapter: StripeAdapter | None, settings: Settings) -> dict[str, run
         RetryCharge(adapter) if adapter else _NoProcessor(ActionKind.RETRY_CHARGE)
     )
     end: runner.ActionHandler = EndCase(adapter) if adapter else _NoProcessor(ActionKind.END_ACTION)
+    resume: runner.ActionHandler = (
+        ResumeSubscription(adapter) if adapter else _NoProcessor(ActionKind.RESUME_SUBSCRIPTION)
+    )
     provider = StripeProvider(adapter) if adapter else None
     fetch: runner.ActionHandler = (
         CheckCard(provider, ActionKind.FETCH_CARD)
@@ -71,6 +74,7 @@ def handlers(adapter: StripeAdapter | None, settings: Settings) -> dict[str, run
     return {
         ActionKind.RETRY_CHARGE: retry,
         ActionKind.END_ACTION: end,
+        ActionKind.RESUME_SUBSCRIPTION: resume,
         ActionKind.FETCH_CARD: fetch,
         ActionKind.CHECK_CARD: check,
         ActionKind.SEND_EMAIL: SendEmail(settings),

@@ -87,8 +87,11 @@ def closed(session: Session, card: PaymentMethod | None) -> bool:
 def after_decision(
     session: Session, case: DunningCase, decision: Decision, now: datetime
 ) -> Decision:
-    """Plan the updater calls a retry needs; a closed account turns it into a wait."""
-    if decision.kind != DecisionKind.RETRY or decision.at is None:
+    """Plan the updater calls a retry needs; a closed account turns it into a wait.
+
+    A retry on a backup card (``decision.card``) does not charge the card the updater
+    knows about: nothing to check."""
+    if decision.kind != DecisionKind.RETRY or decision.at is None or decision.card is not None:
         return decision
     given = planner.inputs_for(session, case, now)
     if given is None:

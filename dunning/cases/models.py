@@ -22,6 +22,7 @@ class CaseState(StrEnum):
     UNCOLLECTIBLE = "uncollectible"
     CANCELED = "canceled"
     EXHAUSTED = "exhausted"  # the policy gave up and left the invoice past due
+    PAUSED = "paused"  # the policy gave up and paused collection; a payment resumes it
 
 
 class RecoveredBy(StrEnum):
@@ -46,6 +47,7 @@ class DunningCase(Base):
         Index(
             "ix_dunning_cases_churned",
             "closed_at",
+            postgresql_include=["subscription_id", "state"],
             postgresql_where=text("end_action = 'cancel_subscription'"),
         ),
     )

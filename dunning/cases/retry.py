@@ -13,6 +13,10 @@ worker dying at any point never charges twice:
 A rerun after a crash finds ``started_attempt`` set: if the processor's fingerprint
 moved, the earlier dispatch charged, and that charge is recorded instead of charging
 again. The end action calls the processor the same way, between two transactions.
+
+A retry on a backup card (the policy's ``cascade``) pays with that payment method;
+the end action ``pause_subscription`` pauses collection, and ``resume_subscription``
+(planned by ``cases.service`` once a paused case's invoice is paid) resumes it.
 """
 
 from __future__ import annotations
@@ -26,12 +30,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dunning.card_updater.plan import follows_hit
-from dunning.cases import planner
+from dunning.cases import authentication, planner
 from dunning.cases import service as cases
 from dunning.cases.models import CaseState, DunningCase
-from dunning.cases.payloads import ChargePayload, idempotency_key
+from dunning.cases.payloads import (
+    ChargePayload,
+    end_idempotency_key,
+    idempotency_key,
+    resume_idempotency_key,
+)
 from dunning.ledger import apply
-from dunning.ledger.models import TriggeredBy
+from dunning.ledger.models import Subscription, TriggeredBy
 from dunning.notify import sequence as emails
 from dunning.policy.records import DecisionKind
 from dunning.processors.stripe_adapter import (
@@ -62,6 +71,8 @@ class ChargeWork:
     retry_now: bool
     processor_ref: str | None  # the invoice's payments as the last dispatch saw them
     triggered_by: TriggeredBy = TriggeredBy.SERVICE  # card_updater right after its hit
+    payment_method: str | None = None  # a backup card; None: the card Stripe charges
+    pause_behavior: str = "void"  # for the end action ``pause_subscription``
 
 
 @dataclass(frozen=True)
@@ -96,6 +107,8 @@ def _work(case: DunningCase, action: ScheduledAction) -> ChargeWork:
         payload.end_action,
         payload.retry_now,
         action.processor_ref,
+        payment_method=payload.payment_method,
+        pause_behavior=payload.pause_behavior,
     )
 
 
@@ -170,6 +183,8 @@ class RetryCharge(_ProcessorAction):
             apply.apply_invoice(session, invoice, int(time.time()))
             cases.on_invoice_changed(session, case.invoice_id)
             return Finish(ActionStatus.CANCELED, "canceled: invoice settled")
+        if authentication.is_waiting(case):  # the engine plans none; never charge off-session
+            return Finish(ActionStatus.CANCELED, authentication.RETRY_REFUSED)
         decision = planner.decide_for(session, case, now, retry_now=work.retry_now)
         if decision is None or decision.kind != DecisionKind.RETRY or decision.at is None:
             action.status = ActionStatus.CANCELED  # before re-planning, which may revive it
@@ -178,11 +193,14 @@ class RetryCharge(_ProcessorAction):
         if decision.at > now + _RUN_WINDOW:
             return Reschedule(decision.at, f"moved: {decision.reason}")
         action.processor_ref = processor_ref(invoice)
-        return Perform(work)
+        card = decision.card.id if decision.card else None  # the engine's card as of now
+        return Perform(replace(work, payment_method=card))
 
     def perform(self, work: ChargeWork) -> PayResult:
         return self.adapter.pay_invoice(
-            work.invoice_id, idempotency_key(work.case_id, work.attempt_number)
+            work.invoice_id,
+            idempotency_key(work.case_id, work.attempt_number),
+            payment_method=work.payment_method,
         )
 
     def record(
@@ -227,10 +245,12 @@ class EndCase(NoLook, _ProcessorAction):
 
     def perform(self, work: ChargeWork) -> dict[str, Any] | None:
         """The processor's object after the end action (none for ``leave_past_due``)."""
-        key = f"dunning-case-{work.case_id}-end"
+        key = end_idempotency_key(work.case_id)
         if work.end_action == "cancel_subscription" and work.subscription_id:
             self.adapter.cancel_subscription(work.subscription_id, key)
             return self.adapter.subscription(work.subscription_id)
+        if work.end_action == "pause_subscription" and work.subscription_id:
+            return self.adapter.pause_subscription(work.subscription_id, work.pause_behavior, key)
         if work.end_action == "mark_uncollectible":
             return self.adapter.mark_uncollectible(work.invoice_id, key)
         return None
@@ -244,8 +264,8 @@ class EndCase(NoLook, _ProcessorAction):
         now: datetime,
     ) -> Finish:
         version = int(time.time())
-        if outcome is not None and work.end_action == "cancel_subscription":
-            apply.apply_subscription(session, outcome, version)
+        if outcome is not None and work.end_action in _SUBSCRIPTION_ENDS:
+            _apply_paused(session, outcome, version)
         elif outcome is not None:
             apply.apply_invoice(session, outcome, version)
         case = _case(session, action)
@@ -253,6 +273,54 @@ class EndCase(NoLook, _ProcessorAction):
         cases.on_invoice_changed(session, case.invoice_id)
         emails.on_end_action(session, case, now)
         return Finish(ActionStatus.DONE, f"ended: {work.end_action}")
+
+    def abandon(
+        self, session: Session, action: ScheduledAction, now: datetime
+    ) -> Finish | Reschedule:
+        return Reschedule(now + timedelta(hours=1), "its workers kept dying; retrying later")
+
+
+_SUBSCRIPTION_ENDS = ("cancel_subscription", "pause_subscription")
+
+
+def _apply_paused(session: Session, subscription: dict[str, Any], version: int) -> None:
+    """The subscription as Stripe answered, with ``pause_collection.behavior`` (null when
+    collection runs) on its row: the one fact the case's pause and resume hinge on."""
+    apply.apply_subscription(session, subscription, version)
+    row = session.get(Subscription, subscription["id"])
+    if row is not None:
+        paused = subscription.get("pause_collection") or {}
+        row.pause_behavior = paused.get("behavior") if isinstance(paused, dict) else None
+
+
+class ResumeSubscription(NoLook, _ProcessorAction):
+    """``resume_subscription``: a paused case's invoice was paid: collection resumes."""
+
+    kind = ActionKind.RESUME_SUBSCRIPTION
+
+    def prepare(self, session: Session, action: ScheduledAction, now: datetime) -> Step:
+        case = _case(session, action)
+        row = session.get(Subscription, case.subscription_id) if case.subscription_id else None
+        if row is None or row.pause_behavior is None:
+            return Finish(ActionStatus.DONE, "not paused: nothing to resume")
+        return Perform(_work(case, action))
+
+    def perform(self, work: ChargeWork) -> dict[str, Any]:
+        assert work.subscription_id is not None  # prepare checked
+        return self.adapter.resume_subscription(
+            work.subscription_id, resume_idempotency_key(work.case_id)
+        )
+
+    def record(
+        self,
+        session: Session,
+        action: ScheduledAction,
+        work: ChargeWork,
+        outcome: dict[str, Any],
+        now: datetime,
+    ) -> Finish:
+        _apply_paused(session, outcome, int(time.time()))
+        return Finish(ActionStatus.DONE, "resumed: collection restarted")
 
     def abandon(
         self, session: Session, action: ScheduledAction, now: datetime

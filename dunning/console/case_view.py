@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dunning.admin.models import AuditEntry
-from dunning.cases import ops, planner
+from dunning.cases import authentication, ops, planner
 from dunning.cases.models import CaseEvent, CaseState, DunningCase
 from dunning.console.pages import money, when
 from dunning.db import session_factory
@@ -137,12 +137,17 @@ def timeline(session: Session, case: DunningCase) -> list[Entry]:
             )
         )
     for n in found["notifications"]:
-        title = f"email {n.template} to {n.recipient or '?'}: {n.status}"
+        title = f"{n.channel} {n.template} to {n.recipient or '?'}: {n.status}"
         detail = " · ".join(p for p in (n.locale or "", n.provider or "", n.error or "") if p)
         entries.append(
             Entry(
                 n.sent_at or n.created_at, "email", title, detail, _EMAIL_TONE.get(n.status, "info")
             )
+        )
+    if authentication.is_waiting(case) and case.awaiting_action_since is not None:
+        detail = "3-D Secure: no off-session retry until they confirm the payment on their page"
+        entries.append(
+            Entry(case.awaiting_action_since, "customer", authentication.WAITING, detail, "next")
         )
     entries += _customer_entries(session, case) + _ops_entries(session, case)
     return sorted(entries, key=lambda e: e.at)

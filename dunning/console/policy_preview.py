@@ -53,6 +53,7 @@ class PreviewForm:
     amount: str = "49.00"
     currency: str = "usd"
     failed_at: str = ""  # ISO; empty: now
+    backup_cards: str = "0"  # other cards on file, which a policy's cascade may use
 
 
 @dataclass
@@ -115,6 +116,7 @@ def preview(policy: Policy, form: PreviewForm, settings: Settings) -> Preview:
             currency=form.currency.lower(),
             time_zone=form.time_zone or "UTC",
             failed_at=failed_at,
+            backup_cards=int(form.backup_cards) if form.backup_cards.isdigit() else 0,
         )
         decisions = preview_request.preview(policy, failure)
     except InvalidRequest as exc:

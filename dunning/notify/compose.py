@@ -41,6 +41,7 @@ END_ACTION_WORDING = {
     "cancel_subscription": "cancel",
     "mark_uncollectible": "mark_unpaid",
     "leave_past_due": "mark_unpaid",
+    "pause_subscription": "pause",
 }
 _NO_LAST4 = "••••"
 

@@ -179,6 +179,9 @@ def preview(
     processor_retry_at: Annotated[
         str | None, typer.Option(help="ISO time of Stripe's own retry of the invoice, if any")
     ] = None,
+    backup_cards: Annotated[
+        int, typer.Option(min=0, max=5, help="other cards on file, for a policy's cascade")
+    ] = 0,
 ) -> None:
     """The retries, waits and emails a policy would follow after one failure, in the
     customer's time."""
@@ -196,6 +199,7 @@ def preview(
         time_zone=time_zone,
         failed_at=preview_request.as_utc(when or datetime.now(UTC)),
         processor_retry_at=processor_retry,
+        backup_cards=backup_cards,
     )
     try:
         if file is not None:  # a file needs no database: none is started

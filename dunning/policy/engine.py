@@ -9,19 +9,20 @@ and the processor's own scheduled retry included, so the preview shows what will
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from dunning.policy.declines import DeclineClass, classify
 from dunning.policy.models import ClassAction, EndAction, Policy
 from dunning.policy.network_rules import CardContext, evaluate, guard
-from dunning.policy.records import Attempt, Decision, DecisionKind
+from dunning.policy.records import Attempt, Card, Decision, DecisionKind
 from dunning.policy.timing import fit, next_payday_slot, resolve_zone
 
 __all__ = [
     "AFTER_PROCESSOR_RETRY",
     "Attempt",
+    "Card",
     "Decision",
     "DecisionKind",
     "DeclineClass",
@@ -90,6 +91,7 @@ class _Case:
     deadline: datetime
     card: CardContext
     processor_retry_at: datetime | None = None
+    backup: Card | None = None  # the retry uses this card, not the one the processor charges
 
     @property
     def number(self) -> int:
@@ -138,6 +140,8 @@ class _Case:
             t = fit(verdict.at, timing, self.tz)
         if pushed:
             reason = f"{reason}; moved later by {', '.join(pushed)}"
+        if self.backup is not None:
+            reason = f"{reason}; on {self.backup.label}"
         if t > self.deadline:
             return self.wait(
                 f"{reason}; the next allowed retry slot ({_local(t, self.tz)}) is after the "
@@ -149,14 +153,64 @@ class _Case:
         )
         at = f"attempt {self.number} {of} at {_local(t, self.tz)}"
         return Decision(
-            DecisionKind.RETRY, t, f"{reason}; {at}", self.decline_class, None, self.number
+            DecisionKind.RETRY,
+            t,
+            f"{reason}; {at}",
+            self.decline_class,
+            None,
+            self.number,
+            self.backup,
         )
 
+    def on_card(self, card: Card) -> _Case:
+        """The same case, retried on ``card``: the network rules see that card alone."""
+        context = CardContext.build(
+            self.history,
+            card_brand=card.brand,
+            card_history=card.history,
+            card_fingerprint=card.fingerprint,
+        )
+        return replace(self, card=context, backup=card)
 
-def _policy_step(case: _Case, last: Attempt, classes: list[DeclineClass]) -> Decision:
+
+def _backup_in_use(history: Sequence[Attempt], cards: Sequence[Card]) -> Card | None:
+    """The backup card the last attempt used (a cascade's card keeps its retries), if any.
+
+    ``cards[0]`` is the card the processor charges: a retry on it names no card."""
+    fingerprint = history[-1].card_fingerprint
+    if not fingerprint:
+        return None
+    return next((c for c in cards[1:] if c.fingerprint == fingerprint), None)
+
+
+def _cascade(case: _Case, cards: Sequence[Card], earliest: datetime, why: str) -> Decision | None:
+    """A retry on the next usable card on file, in the ledger's order, or None.
+
+    A card is usable when its fingerprint is known and none of this case's declines
+    was on it (a hard decline binds its card), and it is not expired on the retry date.
+    """
+    declined = {a.card_fingerprint for a in case.history if not a.succeeded}
+    for card in cards:
+        if card.fingerprint is None or card.fingerprint in declined:
+            continue
+        decision = case.on_card(card).retry(earliest, f"{why}: cascade to a backup card")
+        if decision.kind is DecisionKind.RETRY and decision.at and not card.expired_at(decision.at):
+            return decision
+    return None
+
+
+def _policy_step(
+    case: _Case, last: Attempt, classes: list[DeclineClass], cards: Sequence[Card]
+) -> Decision:
     cls = case.decline_class
     block = case.policy.classes.for_class(cls)
     why = f"{cls} decline ({_describe(last)})"
+    if block.cascade:
+        spacing = timedelta(hours=case.policy.timing.min_spacing_hours)
+        cascade = _cascade(case, cards, max(case.now, last.at + spacing), why)
+        if cascade is not None:
+            return cascade
+        why = f"{why}, no usable backup card"
     if block.action is ClassAction.GIVE_UP:
         return case.give_up(f"{why}: policy gives up on this class")
     if block.action is ClassAction.WAIT_FOR_CARD:
@@ -190,6 +244,8 @@ def decide(
     account_time_zone: str = "UTC",
     processor_retry_at: datetime | None = None,
     retry_now: bool = False,
+    awaiting_action: bool = False,
+    cards: Sequence[Card] = (),
 ) -> Decision:
     """The next step of a dunning case.
 
@@ -201,6 +257,12 @@ def decide(
     a retry of ours lands at least ``AFTER_PROCESSOR_RETRY`` later.
     ``retry_now``: ops asked for a retry now; the policy's class action, timing and
     limits are skipped, the network rules are not (the guard may block or postpone it).
+    ``awaiting_action``: the processor needs the customer to authenticate the payment
+    (3-D Secure): no retry of ours could succeed off-session, so the case waits for
+    the customer (the policy's emails remind) and ends at the deadline; retry_now too.
+    ``cards``: the customer's usable cards on file, the charged one first; a class rule
+    with ``cascade`` retries on the next of them, and a retry after a backup card's
+    decline stays on that card (``Decision.card``; the guard counts per card).
     """
     ordered = _check_inputs(history, now)
     classes = classify_attempts(ordered)
@@ -211,7 +273,7 @@ def decide(
         history=ordered,
         now=now,
         tz=resolve_zone(time_zone, account_time_zone),
-        decline_class=classes[-1],
+        decline_class=DeclineClass.AUTHENTICATION_REQUIRED if awaiting_action else classes[-1],
         deadline=first_failure.at + timedelta(days=policy.limits.max_days),
         card=CardContext.build(
             ordered,
@@ -221,8 +283,16 @@ def decide(
         ),
         processor_retry_at=processor_retry_at,
     )
+    new_card = card_updated_at is not None and card_updated_at > last.at
+    backup = None if new_card else _backup_in_use(ordered, cards)
+    if backup is not None:
+        case = case.on_card(backup)
     limits = policy.limits
-    if retry_now:
+    if awaiting_action and now < case.deadline:
+        decision = case.wait(
+            "waiting for the customer to authenticate the payment: no off-session retry"
+        )
+    elif retry_now and not awaiting_action:
         decision = Decision(
             DecisionKind.RETRY,
             now,
@@ -231,10 +301,11 @@ def decide(
             case.decline_class,
             None,
             case.number,
+            backup,
         )
     elif now >= case.deadline:
         decision = case.give_up(f"{limits.max_days} days since the first failure")
-    elif card_updated_at is not None and card_updated_at > last.at:
+    elif new_card and card_updated_at is not None:
         spacing = timedelta(hours=policy.timing.min_spacing_hours)
         decision = case.retry(
             max(now, card_updated_at, last.at + spacing),
@@ -248,12 +319,14 @@ def decide(
             "no more retries of this card"
         )
     else:
-        decision = _policy_step(case, last, classes)
+        decision = _policy_step(case, last, classes, cards)
+    chosen = decision.card
     return guard(
         decision,
         history=ordered,
-        card_brand=card_brand,
-        card_history=card_history,
-        card_updated_at=card_updated_at,
+        card_brand=chosen.brand if chosen else card_brand,
+        card_history=chosen.history if chosen else card_history,
+        card_updated_at=None if chosen else card_updated_at,
         deadline=case.deadline,
+        card_fingerprint=chosen.fingerprint if chosen else None,
     )

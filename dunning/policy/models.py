@@ -53,6 +53,14 @@ class EndAction(StrEnum):
     CANCEL_SUBSCRIPTION = "cancel_subscription"
     MARK_UNCOLLECTIBLE = "mark_uncollectible"
     LEAVE_PAST_DUE = "leave_past_due"
+    PAUSE_SUBSCRIPTION = "pause_subscription"  # Stripe pause_collection; a payment resumes it
+
+
+class PauseBehavior(StrEnum):
+    """Stripe ``pause_collection.behavior``: what happens to invoices while paused."""
+
+    VOID = "void"
+    KEEP_AS_DRAFT = "keep_as_draft"
 
 
 class ClassAction(StrEnum):
@@ -99,9 +107,17 @@ class ClassRule(_Model):
         "the last value repeats. With payday = true it is a minimum wait.",
     )
     payday: bool = Field(default=False, strict=True, description="retry on the next payday")
+    cascade: bool = Field(
+        default=False,
+        strict=True,
+        description="instead of waiting or giving up, retry once with the customer's next "
+        "usable card on file (the network rules count per card)",
+    )
 
     @model_validator(mode="after")
     def _timing_matches_action(self) -> Self:
+        if self.cascade and self.action is ClassAction.RETRY:
+            raise ValueError("cascade applies to 'wait_for_card' or 'give_up', not 'retry'")
         if self.action is ClassAction.RETRY:
             if not self.backoff_hours and not self.payday:
                 raise ValueError("action 'retry' needs backoff_hours or payday = true")
@@ -200,12 +216,33 @@ class ClassRules(_Model):
         rule: ClassRule = getattr(self, cls.value)
         return rule
 
+    def cascades(self) -> bool:
+        """Some class retries on a backup card: the planner reads the cards on file."""
+        return any(self.for_class(cls).cascade for cls in DeclineClass)
+
+
+CHANNELS: tuple[str, ...] = ("email", "sms")
+
 
 class EmailStep(_Model):
-    """A dunning email sent ``day`` days after the first failure."""
+    """A dunning notice sent ``day`` days after the first failure, on each of ``channels``."""
 
     day: int = Field(strict=True, ge=0, le=365)
     template: str = Field(min_length=1, max_length=64, pattern=_SLUG)
+    channels: tuple[str, ...] = Field(
+        default=("email",), description='where the notice goes: ["email"], ["sms"] or both'
+    )
+
+    @field_validator("channels")
+    @classmethod
+    def _known_channels(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [c for c in value if c not in CHANNELS]
+        if not value or unknown or len(set(value)) != len(value):
+            raise ValueError(
+                'channels must list "email" and/or "sms", each once, '
+                f'e.g. channels = ["email", "sms"] (got {list(value)})'
+            )
+        return value
 
 
 class Policy(_Model):
@@ -215,6 +252,10 @@ class Policy(_Model):
     version: int = Field(strict=True, ge=1)
     description: str = ""
     end_action: EndAction
+    pause_behavior: PauseBehavior = Field(
+        default=PauseBehavior.VOID,
+        description="with end_action = 'pause_subscription': Stripe pause_collection.behavior",
+    )
     final_notice_days_before_end: int = Field(default=2, strict=True, ge=0)
     limits: Limits
     timing: Timing = Timing()

@@ -12,7 +12,9 @@ rules leave room for reading:
   original decline too, and attempts after a card update (the card updater may keep
   the same card number); only a new card lifts the "never retry" rules: one put on
   file after the attempt (``card_updated_at``), or one the last attempt already used
-  (another fingerprint than the attempts that got the never-retry code).
+  (another fingerprint than the attempts that got the never-retry code);
+- a retry on a backup card (the policy's ``cascade``) is checked against that card
+  alone: its attempts count, the declined card's do not (``card_fingerprint``).
 
 Rules and sources:
 
@@ -100,11 +102,30 @@ class CardContext:
         card_brand: str | None = None,
         card_history: Sequence[Attempt] = (),
         card_updated_at: datetime | None = None,
+        card_fingerprint: str | None = None,
     ) -> CardContext:
-        """Assemble the context from the case history and other attempts on the card."""
+        """Assemble the context from the case history and other attempts on the card.
+
+        ``card_fingerprint``: the next attempt uses this card (a cascade to a backup
+        card), so only its own attempts bind it and count toward its limits, plus the
+        case's attempts whose card is unknown (counted, on the safe side)."""
         if not history:
             raise ValueError("history is empty: the guard needs the case's attempts")
         last = sorted(history, key=lambda a: a.at)[-1]
+        if card_fingerprint is not None:
+            brand = card_brand
+            return cls(
+                brand=brand.strip().lower() if brand else None,
+                amount=last.amount,
+                currency=last.currency.lower(),
+                blocking=_unique(
+                    [a for a in history if a.card_fingerprint == card_fingerprint], card_history
+                ),
+                counted=_unique(
+                    [a for a in history if a.card_fingerprint in (None, card_fingerprint)],
+                    card_history,
+                ),
+            )
         brand = card_brand or last.card_brand
         current = last.card_fingerprint
         on_card = [  # the never-retry rules bind the card that got them, not its successor
@@ -334,17 +355,23 @@ def guard(
     card_history: Sequence[Attempt] = (),
     card_updated_at: datetime | None = None,
     deadline: datetime | None = None,
+    card_fingerprint: str | None = None,
 ) -> Decision:
     """Pass a decision through the network rules.
 
     Returns it unchanged, moved later (past waits and limit windows), or turned into
     "no retry" (WAIT_FOR_CARD until ``deadline``) with the rule as the reason.
+    ``card_fingerprint``: the retry uses that card, whose own attempts are counted.
     Decisions that are not retries pass through untouched.
     """
     if decision.kind is not DecisionKind.RETRY or decision.at is None:
         return decision
     ctx = CardContext.build(
-        history, card_brand=card_brand, card_history=card_history, card_updated_at=card_updated_at
+        history,
+        card_brand=card_brand,
+        card_history=card_history,
+        card_updated_at=card_updated_at,
+        card_fingerprint=card_fingerprint,
     )
     verdict = evaluate(decision.at, ctx)
     if verdict.blocked_by is not None:

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from dunning.policy.engine import decide
 from dunning.policy.models import Policy
-from dunning.policy.records import Attempt, Decision, DecisionKind
+from dunning.policy.records import Attempt, Card, Decision, DecisionKind
 
 Outcomes = Callable[[int], Attempt | None]
 """Given the attempt number, the simulated result of that attempt (its ``at`` is set by
@@ -29,6 +29,7 @@ def simulate(
     card_brand: str | None = None,
     card_history: Sequence[Attempt] = (),
     processor_retry_at: datetime | None = None,
+    cards: Sequence[Card] = (),
     max_steps: int = 200,
 ) -> list[Decision]:
     """Decisions from the first failure to the end of the case.
@@ -37,6 +38,8 @@ def simulate(
     ends with GIVE_UP, or with the RETRY whose simulated outcome succeeded.
     ``processor_retry_at``: the processor's own scheduled retry, passed to every
     decision as the workers do, so the preview shows our retries moved after it.
+    ``cards``: the cards on file, the charged one first (``first_failure`` was on it);
+    a retry's simulated attempt is on the card the decision names.
     """
     if first_failure.succeeded:
         raise ValueError("first_failure must be a failed attempt")
@@ -53,6 +56,7 @@ def simulate(
             card_history=card_history,
             account_time_zone=account_time_zone,
             processor_retry_at=processor_retry_at,
+            cards=cards,
         )
         decisions.append(decision)
         if decision.kind is DecisionKind.GIVE_UP or decision.at is None:
@@ -61,7 +65,10 @@ def simulate(
         if decision.kind is not DecisionKind.RETRY:
             continue  # nothing happens until the deadline, then the case gives up
         outcome = outcomes(decision.attempt_number) if outcomes is not None else None
+        card = decision.card or (cards[0] if cards else None)
         attempt = replace(outcome or history[-1], at=decision.at)
+        if card is not None:
+            attempt = replace(attempt, card_fingerprint=card.fingerprint, card_brand=card.brand)
         if attempt.succeeded:
             break
         history.append(attempt)

@@ -16,7 +16,7 @@ from dunning.policy.activation import current_activation
 from dunning.policy.errors import InvalidRequest
 from dunning.policy.models import Policy, parse_policy
 from dunning.policy.preview import simulate
-from dunning.policy.records import Attempt, Decision
+from dunning.policy.records import Attempt, Card, Decision
 from dunning.policy.versions import StoredPolicy, get_policy
 from dunning.timezones import UnknownTimeZone, parse_zone
 
@@ -36,6 +36,7 @@ class Hypothetical:
     time_zone: str = "UTC"
     failed_at: datetime | None = None  # None: now; naive: UTC
     processor_retry_at: datetime | None = None  # Stripe's own retry of the invoice, if any
+    backup_cards: int = 0  # other cards on file, for a policy that cascades to them
 
 
 def as_utc(t: datetime) -> datetime:
@@ -55,6 +56,13 @@ def preview(policy: Policy, failure: Hypothetical) -> list[Decision]:
         raise InvalidRequest(str(exc)) from None
     at = as_utc(failure.failed_at or datetime.now(UTC))
     brand = failure.card_brand.lower() if failure.card_brand else None
+    if not 0 <= failure.backup_cards <= 5:
+        raise InvalidRequest("backup_cards must be between 0 and 5")
+    cards = (
+        [made_up_card(n, brand) for n in range(failure.backup_cards + 1)]
+        if failure.backup_cards
+        else []
+    )
     first = Attempt(
         at=at,
         amount=failure.amount,
@@ -65,6 +73,7 @@ def preview(policy: Policy, failure: Hypothetical) -> list[Decision]:
         advice_code=failure.advice_code,
         network_advice_code=failure.network_advice_code,
         card_brand=brand,
+        card_fingerprint=cards[0].fingerprint if cards else None,
     )
     processor_retry = failure.processor_retry_at
     return simulate(
@@ -73,7 +82,14 @@ def preview(policy: Policy, failure: Hypothetical) -> list[Decision]:
         time_zone=failure.time_zone,
         card_brand=brand,
         processor_retry_at=as_utc(processor_retry) if processor_retry else None,
+        cards=cards,
     )
+
+
+def made_up_card(n: int, brand: str | None) -> Card:
+    """Card ``n`` of a preview: 0 is the one charged, the others are backups."""
+    name = "card on file" if n == 0 else f"backup card {n}"
+    return Card(name, fingerprint=f"preview-{n}", brand=brand, last4=f"{n:04d}")
 
 
 def policy_to_preview(

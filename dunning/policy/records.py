@@ -28,6 +28,30 @@ class Attempt:
     merchant_initiated: bool = True
 
 
+@dataclass(frozen=True)
+class Card:
+    """A usable card on file, for the cascade to a backup card (ledger order kept)."""
+
+    id: str  # the processor's payment method id
+    fingerprint: str | None = None
+    brand: str | None = None
+    last4: str | None = None
+    exp_month: int | None = None
+    exp_year: int | None = None
+    history: tuple[Attempt, ...] = ()  # its recent attempts on other invoices (network limits)
+
+    @property
+    def label(self) -> str:
+        """How ops see it on the timeline: ``visa •••• 4242 (pm_123)``."""
+        return f"{self.brand or 'card'} •••• {self.last4 or '????'} ({self.id})"
+
+    def expired_at(self, at: datetime) -> bool:
+        """True when the card can no longer be charged at ``at`` (after its expiry month)."""
+        if self.exp_year is None or self.exp_month is None:
+            return False
+        return (at.year, at.month) > (self.exp_year, self.exp_month)
+
+
 class DecisionKind(StrEnum):
     """What the case does next."""
 
@@ -51,3 +75,4 @@ class Decision:
     decline_class: DeclineClass
     end_action: EndAction | None  # set for GIVE_UP
     attempt_number: int  # the number the next attempt will carry
+    card: Card | None = None  # a retry on a card other than the one the processor charges

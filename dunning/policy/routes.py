@@ -105,6 +105,9 @@ class PreviewIn(BaseModel):
     processor_retry_at: Instant | None = Field(
         default=None, description="when Stripe's own retry of the invoice is scheduled"
     )
+    backup_cards: int = Field(
+        default=0, ge=0, le=5, description="other cards on file (a policy's cascade uses them)"
+    )
 
 
 class DecisionOut(BaseModel):
@@ -115,6 +118,7 @@ class DecisionOut(BaseModel):
     reason: str
     decline_class: str
     end_action: str | None
+    card: str | None = Field(default=None, description="a retry on a backup card: which one")
 
 
 class TimelineRowOut(BaseModel):
@@ -286,6 +290,7 @@ def _decision(d: Decision, tz: tzinfo) -> DecisionOut:
         reason=d.reason,
         decline_class=d.decline_class.value,
         end_action=None if d.end_action is None else d.end_action.value,
+        card=d.card.label if d.card else None,
     )
 
 

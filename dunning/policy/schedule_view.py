@@ -33,6 +33,7 @@ END_ACTION_WORDS = {
     EndAction.CANCEL_SUBSCRIPTION: "cancels the subscription",
     EndAction.MARK_UNCOLLECTIBLE: "marks the invoice uncollectible",
     EndAction.LEAVE_PAST_DUE: "leaves the subscription past due",
+    EndAction.PAUSE_SUBSCRIPTION: "pauses the subscription (paying later resumes it)",
 }
 
 
@@ -82,6 +83,8 @@ def _decision_rows(
             continue
         if d.kind is DecisionKind.RETRY:
             what = f"retry: attempt {d.attempt_number} of {policy.limits.max_attempts}"
+            if d.card is not None:
+                what = f"{what}, on the backup card {d.card.label}"
             rows.append(Row(d.at, RowKind.RETRY, what, d.reason, attempt_number=d.attempt_number))
             since = d.at
         elif d.kind in (DecisionKind.WAIT_FOR_CARD, DecisionKind.CUSTOMER_ACTION):

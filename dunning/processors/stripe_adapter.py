@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import stripe
+from stripe.params import InvoicePayParams
 
 from dunning.processors import stripe_objects as so
 from dunning.settings import Settings
@@ -133,11 +134,15 @@ class StripeAdapter:
             charge = self.charge(charge)
         return charge if isinstance(charge, dict) else None
 
-    def pay_invoice(self, invoice_id: str, idempotency_key: str) -> PayResult:
-        """Charge the invoice now with the customer's default payment method."""
+    def pay_invoice(
+        self, invoice_id: str, idempotency_key: str, payment_method: str | None = None
+    ) -> PayResult:
+        """Charge the invoice now with ``payment_method`` (a backup card of the
+        customer's), else the payment method Stripe charges by default."""
+        params: InvoicePayParams = {"payment_method": payment_method} if payment_method else {}
         try:
             invoice = self.client.v1.invoices.pay(
-                invoice_id, options={"idempotency_key": idempotency_key}
+                invoice_id, params=params, options={"idempotency_key": idempotency_key}
             ).to_dict()
         except stripe.CardError as exc:
             err = exc.error
@@ -181,6 +186,29 @@ class StripeAdapter:
             if exc.http_status != 404:  # already gone
                 raise
 
+    def pause_subscription(
+        self, subscription_id: str, behavior: str, idempotency_key: str
+    ) -> dict[str, Any]:
+        """Pause collection (the policy's end action): the customer keeps the account,
+        Stripe stops charging; ``behavior`` is ``void`` or ``keep_as_draft``."""
+        return _call(
+            lambda: self.client.v1.subscriptions.update(
+                subscription_id,
+                params={"pause_collection": {"behavior": behavior}},
+                options={"idempotency_key": idempotency_key},
+            )
+        )
+
+    def resume_subscription(self, subscription_id: str, idempotency_key: str) -> dict[str, Any]:
+        """Resume collection: Stripe's documented way is ``pause_collection=""``."""
+        return _call(
+            lambda: self.client.v1.subscriptions.update(
+                subscription_id,
+                params={"pause_collection": ""},
+                options={"idempotency_key": idempotency_key},
+            )
+        )
+
     def mark_uncollectible(self, invoice_id: str, idempotency_key: str) -> dict[str, Any]:
         """Write the invoice off at the processor."""
         return self.client.v1.invoices.mark_uncollectible(
@@ -207,6 +235,25 @@ class StripeAdapter:
 
     def payment_method(self, payment_method_id: str) -> dict[str, Any]:
         return _call(lambda: self.client.v1.payment_methods.retrieve(payment_method_id))
+
+    def payment_intent(self, payment_intent_id: str) -> dict[str, Any]:
+        return _call(lambda: self.client.v1.payment_intents.retrieve(payment_intent_id))
+
+    def invoice_payment_intents(self, invoice: dict[str, Any]) -> list[str]:
+        """The payment intents that collect the invoice (the customer confirms one
+        on-session after a 3-D Secure request): the one the invoice names (2017 shape),
+        else those of its ``invoice_payment`` objects (current API)."""
+        named = so.ref(invoice.get("payment_intent"))
+        if named is not None:
+            return [named]
+        try:
+            payments = _call(
+                lambda: self.client.v1.invoice_payments.list(params={"invoice": invoice["id"]})
+            )
+        except stripe.InvalidRequestError:  # a compatible server without the endpoint
+            return []
+        found = [so.read_invoice_payment(p).payment_intent_id for p in payments["data"]]
+        return [i for i in found if i]
 
     def charged_card(self, customer_id: str, subscription_id: str | None) -> ChargedCard:
         """The customer, subscription and the card the subscription is charged with (its

@@ -38,6 +38,7 @@ class ActionKind(StrEnum):
     SEND_EMAIL = "send_email"  # dunning.notify.delivery
     FETCH_CARD = "fetch_card"  # planned by dunning.cases.card_fetch, run by dunning.card_updater
     CHECK_CARD = "check_card"  # dunning.card_updater
+    RESUME_SUBSCRIPTION = "resume_subscription"  # dunning.cases.retry, after a paused case is paid
 
 
 class ScheduledAction(Base):

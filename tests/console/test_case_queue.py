@@ -138,6 +138,7 @@ def test_filters_counts_sort_and_paging(
         "uncollectible": "0",
         "canceled": "0",
         "exhausted": "0",
+        "paused": "0",
     }
     wrong = queue.get("/console/cases", params={"from": "yesterday", "state": "lost"})
     assert wrong.status_code == 200

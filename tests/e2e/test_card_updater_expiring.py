@@ -39,12 +39,14 @@ def _ledger_from_sandbox(sdk: Any, customer_id: str, subscription_id: str) -> No
 def _run_due(now: datetime) -> None:
     sweeper.sweep(now)
     wait_until(
-        lambda: scalar(
-            "SELECT count(*) FROM scheduled_actions WHERE status IN ('pending', 'claimed',"
-            " 'running') AND kind = 'check_card' AND due_at <= :n",
-            n=now,
-        )
-        == 0,
+        lambda: (
+            scalar(
+                "SELECT count(*) FROM scheduled_actions WHERE status IN ('pending', 'claimed',"
+                " 'running') AND kind = 'check_card' AND due_at <= :n",
+                n=now,
+            )
+            == 0
+        ),
         what="due checks performed",
     )
 

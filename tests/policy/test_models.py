@@ -107,7 +107,7 @@ def _problems(changes: dict[str, Any]) -> str:
         ({"limits": None}, "limits: Field required"),
         ({"version": 0}, "version: Input should be greater than or equal to 1"),
         ({"name": "Has Spaces"}, "name: String should match pattern"),
-        ({"end_action": "refund"}, "end_action: Input should be 'cancel_subscription', 'mark_uncollectible' or 'leave_past_due'"),
+        ({"end_action": "refund"}, "end_action: Input should be 'cancel_subscription', 'mark_uncollectible', 'leave_past_due' or 'pause_subscription'"),
         ({"timing": {"retry_hours": {"start": 24, "end": 24}}}, "timing.retry_hours.start: Input should be less than or equal to 23"),
         ({"timing": {"retry_hours": {"start": -1, "end": 5}}}, "timing.retry_hours.start: Input should be greater than or equal to 0"),
         ({"timing": {"retry_hours": {"start": 18, "end": 9}}}, "timing.retry_hours: start (18) must be before end (9)"),

@@ -26,6 +26,7 @@ from dunning.policy.models import (
     EmailStep,
     EndAction,
     Limits,
+    PauseBehavior,
     Policy,
     RetryHours,
     Timing,
@@ -215,17 +216,19 @@ NO_RETRY_ACTIONS = [a.value for a in ClassAction if a is not ClassAction.RETRY]
 RESTRICTED = {DeclineClass.HARD, DeclineClass.CARD_DATA, DeclineClass.AUTHENTICATION_REQUIRED}
 # The strategies below fill every field of the policy models; a new field fails here
 # until the strategy learns about it.
-assert set(ClassRule.model_fields) == {"action", "backoff_hours", "payday"}
+assert set(ClassRule.model_fields) == {"action", "backoff_hours", "payday", "cascade"}
 assert set(EmailStep.model_fields) == {"day", "template", "channels"}
 assert set(Timing.model_fields) == {
     "retry_hours", "skip_weekends", "holiday_country", "min_spacing_hours", "paydays",
 }  # fmt: skip
 assert set(Policy.model_fields) == {
-    "name", "version", "description", "end_action", "final_notice_days_before_end",
-    "limits", "timing", "classes", "email_steps",
+    "name", "version", "description", "end_action", "pause_behavior",
+    "final_notice_days_before_end", "limits", "timing", "classes", "email_steps",
 }  # fmt: skip
 
-no_retry = st.fixed_dictionaries({"action": st.sampled_from(NO_RETRY_ACTIONS)})
+no_retry = st.fixed_dictionaries(
+    {"action": st.sampled_from(NO_RETRY_ACTIONS)}, optional={"cascade": st.booleans()}
+)
 backoffs = st.lists(st.floats(0.25, 24 * 30, allow_nan=False), min_size=1, max_size=4)
 retry = st.one_of(
     st.fixed_dictionaries({"action": st.just("retry"), "backoff_hours": backoffs}),
@@ -258,6 +261,7 @@ def policies(draw: st.DrawFn) -> Policy:
         "name": "random",
         "version": draw(st.integers(1, 50)),
         "end_action": draw(st.sampled_from([e.value for e in EndAction])),
+        "pause_behavior": draw(st.sampled_from([b.value for b in PauseBehavior])),
         "final_notice_days_before_end": draw(st.integers(0, max_days - 1)),
         "limits": {
             "max_attempts": draw(st.one_of(ints(Limits, "max_attempts", 40), st.integers(8, 40))),

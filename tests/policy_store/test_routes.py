@@ -181,6 +181,26 @@ def test_preview_of_inline_or_stored_policies_and_bad_input(ops: httpx.Client) -
     assert both.status_code == 422
 
 
+def test_preview_names_the_backup_card_a_cascading_policy_retries_on(ops: httpx.Client) -> None:
+    source = DEFAULT_POLICY_FILE.read_text(encoding="utf-8").replace(
+        'action = "wait_for_card"\n\n[classes.card_data]',
+        'action = "wait_for_card"\ncascade = true\n\n[classes.card_data]',
+    )
+    failure = {"decline_code": "stolen_card", "card_brand": "visa", "source": source}
+    alone = ops.post(f"{P}/preview", json=failure).json()
+    assert [d["kind"] for d in alone["decisions"]] == ["wait_for_card", "give_up"]
+    assert "no usable backup card" in alone["decisions"][0]["reason"]
+    two = ops.post(f"{P}/preview", json={**failure, "backup_cards": 2}).json()
+    retries = [d for d in two["decisions"] if d["kind"] == "retry"]
+    assert [d["card"] for d in retries] == [
+        "visa •••• 0001 (backup card 1)",
+        "visa •••• 0002 (backup card 2)",
+    ]
+    assert any("on the backup card visa •••• 0001" in r["what"] for r in two["timeline"])
+    too_many = ops.post(f"{P}/preview", json={**failure, "backup_cards": 9})
+    assert too_many.status_code == 422
+
+
 def test_the_api_is_described_in_openapi(web: WebServer) -> None:
     spec = httpx.get(f"{web.url}/openapi.json", timeout=10).json()
     paths = spec["paths"]

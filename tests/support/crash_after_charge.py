@@ -15,8 +15,10 @@ from tests.support.sandbox import API_KEY
 
 
 class DiesAfterCharging(StripeAdapter):
-    def pay_invoice(self, invoice_id: str, idempotency_key: str) -> PayResult:
-        super().pay_invoice(invoice_id, idempotency_key)
+    def pay_invoice(
+        self, invoice_id: str, idempotency_key: str, payment_method: str | None = None
+    ) -> PayResult:
+        super().pay_invoice(invoice_id, idempotency_key, payment_method)
         os._exit(9)
 
 
