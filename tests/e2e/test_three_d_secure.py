@@ -4,8 +4,8 @@ localstripe, a real SMTP server, the real web app and headless Chromium.
 localstripe puts the payment intent of a card that always asks for authentication in
 ``requires_action`` (no charge is made) and emits no event for it; Stripe sends
 ``invoice.payment_action_required``, so the test posts that event, signed, with the
-invoice as localstripe has it. The reconciler also finds the open invoice and reports it
-failed (as Stripe also sends ``invoice.payment_failed``): the engine still never retries.
+invoice as localstripe has it. The reconciler, which finds the open invoice first, reads
+its payment intent and reports the same (a lost webhook must not lead to a retry).
 The action-required email goes out at once; its link opens the page, "Confirm payment"
 runs Stripe.js ``confirmCardPayment`` on-session, and localstripe's own 3-D Secure
 dialog completes the authentication; the 3178 card is then declined (as at Stripe), and
@@ -38,6 +38,7 @@ from tests.support.stripe_events import event, post
 
 ALWAYS_AUTHENTICATE = "4000002760003184"  # asks for 3-D Secure on every payment, then pays
 AUTHENTICATE_THEN_DECLINE = "4000008260003178"  # asks for 3-D Secure, then is declined
+_ACTION = "invoice.payment_action_required"
 _LINK = re.compile(r"https?://[^\s\"<>]+/pay/[A-Za-z0-9_\-]+")
 
 
@@ -50,12 +51,13 @@ def _renewal_needing_authentication(site: WebServer, base: str, card: str) -> tu
     assert invoice.status == "open"
     intent = sdk.v1.payment_intents.retrieve(str(invoice.to_dict()["payment_intent"]))
     assert intent.status == "requires_action"
-    reconcile(StripeAdapter(sandbox.API_KEY, base))  # the failure, without a reason
+    reconcile(StripeAdapter(sandbox.API_KEY, base))  # reads the intent: action required
     wait_until(all_handled, what="reconciled events applied")
+    assert scalar("SELECT count(*) FROM processor_events WHERE type = :t", t=_ACTION) == 1
     planned = scalar(
         "SELECT count(*) FROM scheduled_actions WHERE kind = 'retry_charge' AND status = 'pending'"
     )
-    assert planned == 1  # a failure without a reason: the policy would retry it
+    assert planned == 0  # waiting for the customer: no off-session retry
     payload = event("invoice.payment_action_required", invoice.to_dict())
     assert post(site.url, payload, secret=WEBHOOK_SECRET).status_code == 200
     wait_until(all_handled, what="the action-required event applied")
