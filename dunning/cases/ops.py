@@ -55,7 +55,7 @@ def retry_now(session: Session, case_id: int, actor: Actor | str, now: datetime)
     if decision is None:
         raise CaseActionRefused("the case has no failed attempt to retry")
     if decision.kind != DecisionKind.RETRY or decision.at is None:
-        raise CaseActionRefused(f"the card network rules forbid a retry: {decision.reason}")
+        raise CaseActionRefused(f"no retry now: {decision.reason}")
     if decision.at > now + _NOW_WINDOW:
         raise CaseActionRefused(
             f"the card network rules allow the next retry at {decision.at:%Y-%m-%d %H:%M} UTC: "
