@@ -17,11 +17,11 @@ from sqlalchemy.orm import Session
 from dunning.cases.models import CaseDecision, CaseState, DunningCase
 from dunning.cases.payloads import ChargePayload, end_key, retry_key
 from dunning.ledger.models import ChargeAttempt, Invoice, TriggeredBy
-from dunning.ledger.queries import charged_card, customer_time_zone
+from dunning.ledger.queries import cards_on_file, charged_card, customer_time_zone, read_once
 from dunning.policy import store
 from dunning.policy.engine import classify_attempts, decide
 from dunning.policy.models import Policy
-from dunning.policy.records import Attempt, Decision, DecisionKind
+from dunning.policy.records import Attempt, Card, Decision, DecisionKind
 from dunning.scheduler.models import ActionKind, ActionStatus, ScheduledAction
 from dunning.scheduler.schedule import CANCELED_AS_UNNEEDED, upsert_action
 
@@ -30,11 +30,16 @@ _CHARGE_KINDS = (ActionKind.RETRY_CHARGE, ActionKind.END_ACTION)
 
 
 def _attempts(session: Session, case: DunningCase) -> list[Attempt]:
-    rows = session.scalars(
-        select(ChargeAttempt)
-        .where(ChargeAttempt.invoice_id == case.invoice_id)
-        .order_by(ChargeAttempt.attempted_at, ChargeAttempt.attempt_key)
-    ).all()
+    rows = read_once(
+        session,
+        ("attempts", case.invoice_id),
+        lambda: session.scalars(
+            select(ChargeAttempt)
+            .where(ChargeAttempt.invoice_id == case.invoice_id)
+            .order_by(ChargeAttempt.attempted_at, ChargeAttempt.attempt_key)
+            .execution_options(populate_existing=True)
+        ).all(),
+    )
     return [_attempt(row, case) for row in rows]
 
 
@@ -62,11 +67,13 @@ def _card_history(
     if not fingerprint:
         return []
     rows = session.scalars(
-        select(ChargeAttempt).where(
+        select(ChargeAttempt)
+        .where(
             ChargeAttempt.card_fingerprint == fingerprint,
             ChargeAttempt.invoice_id != case.invoice_id,
             ChargeAttempt.attempted_at >= now - timedelta(days=31),
         )
+        .execution_options(populate_existing=True)
     ).all()
     return [_attempt(row, case) for row in rows]
 
@@ -97,6 +104,7 @@ class EngineInputs:
     card_history: list[Attempt]
     card_updated_at: datetime | None
     processor_retry_at: datetime | None
+    cards: list[Card]  # usable cards on file, the charged one first (the policy's cascade)
 
 
 def inputs_for(session: Session, case: DunningCase, now: datetime) -> EngineInputs | None:
@@ -114,14 +122,32 @@ def inputs_for(session: Session, case: DunningCase, now: datetime) -> EngineInpu
         elif card.fingerprint and used and card.fingerprint not in used:
             card_updated_at = max(card.updated_at, last_failure)
     invoice = session.get(Invoice, case.invoice_id)
+    policy = case_policy(session, case)
+    on_file = (
+        cards_on_file(session, case.subscription_id, case.customer_id)
+        if policy.classes.cascades()
+        else []
+    )
     return EngineInputs(
-        policy=case_policy(session, case),
+        policy=policy,
         history=history,
         time_zone=customer_time_zone(session, case.customer_id) or "UTC",
         card_brand=(card.brand if card else None) or history[-1].card_brand,
         card_history=_card_history(session, case, card.fingerprint if card else None, now),
         card_updated_at=card_updated_at,
         processor_retry_at=invoice.next_payment_attempt if invoice else None,
+        cards=[
+            Card(
+                pm.id,
+                pm.fingerprint,
+                pm.brand,
+                pm.last4,
+                pm.exp_month,
+                pm.exp_year,
+                tuple(_card_history(session, case, pm.fingerprint, now)),
+            )
+            for pm in on_file
+        ],
     )
 
 
@@ -143,6 +169,8 @@ def decide_for(
         card_updated_at=given.card_updated_at,
         processor_retry_at=given.processor_retry_at,
         retry_now=retry_now,
+        awaiting_action=case.awaiting_action_since is not None,
+        cards=given.cards,
     )
 
 
@@ -177,6 +205,8 @@ def schedule(
         attempt_number=decision.attempt_number,
         end_action=(decision.end_action or case_policy(session, case).end_action).value,
         retry_now=retry_now,
+        payment_method=decision.card.id if decision.card else None,
+        pause_behavior=case_policy(session, case).pause_behavior.value,
     )
     cancel_pending(session, case.id, keep=key, kinds=_CHARGE_KINDS)
     upsert_action(

@@ -2,9 +2,10 @@
 
 A case's state is a function of the facts, not of the order events arrived in:
 invoice paid -> recovered, void -> voided, uncollectible -> uncollectible,
-subscription canceled -> canceled, otherwise open. Every change to an invoice or
-subscription recomputes it, under a lock on the invoice row, so two workers
-applying events of one invoice at once serialise instead of racing.
+subscription canceled -> canceled, paused by the end action -> paused (until paid:
+then recovered, and the subscription's collection resumes), otherwise open. Every
+change to an invoice or subscription recomputes it, under a lock on the invoice row,
+so two workers applying events of one invoice at once serialise instead of racing.
 
 This module is what the callers above the cases (event handlers, action handlers,
 the self-serve page) call after the ledger changed. It asks the planner what comes
@@ -24,15 +25,18 @@ from sqlalchemy.orm import Session
 from dunning.card_updater import plan as card_updater
 from dunning.cases import card_fetch, planner
 from dunning.cases.models import CaseState, DunningCase, RecoveredBy
+from dunning.cases.payloads import resume_key
 from dunning.db import table as core_table
 from dunning.ledger import apply
 from dunning.ledger.locks import lock_invoice
 from dunning.ledger.models import ChargeAttempt, Invoice, Subscription, TriggeredBy
-from dunning.ledger.queries import attempt_from_charge
+from dunning.ledger.queries import attempt_from_charge, forget_reads
 from dunning.notify import sequence as emails
 from dunning.policy.records import Decision
 from dunning.processors import stripe_objects as so
 from dunning.processors.stripe_adapter import PayResult
+from dunning.scheduler.models import ActionKind
+from dunning.scheduler.schedule import upsert_action
 
 _RECOVERED_BY: dict[str, RecoveredBy] = {
     TriggeredBy.SERVICE: RecoveredBy.RETRY,
@@ -42,10 +46,16 @@ _RECOVERED_BY: dict[str, RecoveredBy] = {
 
 
 def on_failed_charge(
-    session: Session, invoice_id: str, *, at: datetime, now: datetime | None = None
+    session: Session,
+    invoice_id: str,
+    *,
+    at: datetime,
+    now: datetime | None = None,
+    awaiting_action: bool = False,
 ) -> DunningCase:
     """A charge on the invoice failed: open its case (or keep it), bring it up to date,
-    and ask the policy what comes next."""
+    and ask the policy what comes next (``awaiting_action``: the customer must
+    authenticate it, ``cases.authentication``)."""
     invoice = lock_invoice(session, invoice_id)
     session.execute(
         insert(core_table(DunningCase))
@@ -65,6 +75,8 @@ def on_failed_charge(
     if at < case.opened_at:
         case.opened_at = at
     _refresh(session, case, invoice)
+    if awaiting_action and case.state == CaseState.OPEN and case.awaiting_action_since is None:
+        case.awaiting_action_since = at
     now = now or datetime.now(UTC)
     planner.case_policy(session, case)  # chosen once, even for a case already closed
     if case.state == CaseState.OPEN:
@@ -102,12 +114,12 @@ def on_subscription_canceled(session: Session, subscription_id: str) -> None:
 
 
 def _case_for(session: Session, invoice_id: str) -> DunningCase | None:
-    case = session.execute(
-        select(DunningCase).where(DunningCase.invoice_id == invoice_id).with_for_update()
+    return session.execute(
+        select(DunningCase)
+        .where(DunningCase.invoice_id == invoice_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     ).scalar_one_or_none()
-    if case is not None:
-        session.refresh(case)
-    return case
 
 
 def _refresh(session: Session, case: DunningCase, invoice: Invoice) -> None:
@@ -131,20 +143,34 @@ def _refresh(session: Session, case: DunningCase, invoice: Invoice) -> None:
         state, closed_at = CaseState.CANCELED, subscription.canceled_at or now
     elif case.end_action == "leave_past_due":
         state, closed_at = CaseState.EXHAUSTED, case.closed_at or now
+    elif case.end_action == "pause_subscription":
+        state, closed_at = CaseState.PAUSED, case.closed_at or now
     if state == case.state and (case.closed_at is not None or closed_at is None):
         if state == CaseState.RECOVERED:  # a charge of ours recorded late names the channel
             case.recovered_by = _who_paid(session, invoice.id)
         return
+    was_paused = case.state == CaseState.PAUSED
     case.state = state
     case.closed_at = closed_at
     case.recovered_amount = None
     case.recovered_by = None
     if state == CaseState.RECOVERED:
+        case.awaiting_action_since = None  # paid: nobody waits for an authentication
         case.recovered_amount = invoice.amount_paid or case.amount
         case.recovered_by = _who_paid(session, invoice.id)
     if state != CaseState.OPEN:
         planner.cancel_pending(session, case.id)
         emails.on_case_closed(session, case, datetime.now(UTC))
+    if was_paused and state == CaseState.RECOVERED and case.subscription_id:
+        upsert_action(  # paid while paused: collection resumes (once per case)
+            session,
+            key=resume_key(case.id),
+            kind=ActionKind.RESUME_SUBSCRIPTION,
+            due=now,
+            payload={"subscription_id": case.subscription_id},
+            case_id=case.id,
+            revive_any_canceled=True,
+        )
 
 
 def _share_subscription(session: Session, subscription_id: str | None) -> Subscription | None:
@@ -157,11 +183,13 @@ def _share_subscription(session: Session, subscription_id: str | None) -> Subscr
         .values(id=subscription_id)
         .on_conflict_do_nothing(index_elements=["id"])
     )
-    subscription = session.execute(
-        select(Subscription).where(Subscription.id == subscription_id).with_for_update(read=True)
+    forget_reads(session)
+    return session.execute(
+        select(Subscription)
+        .where(Subscription.id == subscription_id)
+        .with_for_update(read=True)
+        .execution_options(populate_existing=True)
     ).scalar_one()
-    session.refresh(subscription)
-    return subscription
 
 
 def _who_paid(session: Session, invoice_id: str) -> str:

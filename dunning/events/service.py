@@ -13,21 +13,26 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from dunning import queue
+from dunning.cases import authentication
 from dunning.cases import service as cases
 from dunning.db import after_commit, session_scope
 from dunning.events.models import EventStatus, ProcessorEvent
 from dunning.events.store import INSERT_EVENTS_SQL, IncomingEvent, insert_params
 from dunning.ledger import apply
 from dunning.ledger.models import TriggeredBy
+from dunning.ledger.queries import reads_per_event
 
 log = logging.getLogger(__name__)
 
 MAX_AUTOMATIC_ATTEMPTS = 5
+# Events per transaction: enough to share the claim and the commit, few enough that the
+# invoice locks a batch holds are released within about a second.
+TRANSACTION_EVENTS = 50
 _RETRYABLE_PGCODES = {"40P01", "40001"}  # deadlock, serialization failure
 
 Handler = Callable[[Session, dict[str, Any], ProcessorEvent], None]
@@ -47,6 +52,13 @@ def _invoice_failed(s: Session, p: dict[str, Any], e: ProcessorEvent) -> None:
         s, _obj(p), _version(e), e.event_id, triggered_by=TriggeredBy.PROCESSOR
     )
     cases.on_failed_charge(s, invoice.id, at=at)
+
+
+def _action_required(s: Session, p: dict[str, Any], e: ProcessorEvent) -> None:
+    invoice, at = apply.apply_invoice_failed(
+        s, _obj(p), _version(e), e.event_id, triggered_by=TriggeredBy.PROCESSOR
+    )
+    authentication.on_action_required(s, invoice.id, at=at)
 
 
 def _invoice_state(s: Session, p: dict[str, Any], e: ProcessorEvent) -> None:
@@ -80,12 +92,24 @@ def _charge(s: Session, p: dict[str, Any], e: ProcessorEvent) -> None:
         cases.on_failed_charge(s, charge.invoice_id, at=charge.created or datetime.now(UTC))
 
 
+def _invoice_payment(s: Session, p: dict[str, Any], e: ProcessorEvent) -> None:
+    attached = apply.apply_invoice_payment(s, _obj(p))
+    if attached is None:
+        return
+    invoice_id, failed_at = attached
+    if failed_at is not None:
+        cases.on_failed_charge(s, invoice_id, at=failed_at)
+    else:
+        cases.on_invoice_changed(s, invoice_id)
+
+
 def _upcoming(s: Session, p: dict[str, Any], e: ProcessorEvent) -> None:
     apply.apply_upcoming(s, _obj(p), _version(e))
 
 
 HANDLERS: dict[str, Handler] = {
     "invoice.payment_failed": _invoice_failed,
+    "invoice.payment_action_required": _action_required,
     "invoice.payment_succeeded": _invoice_state,
     "invoice.paid": _invoice_state,
     "invoice.voided": _invoice_state,
@@ -109,6 +133,7 @@ HANDLERS: dict[str, Handler] = {
     "customer.source.updated": _payment_method,
     "charge.failed": _charge,
     "charge.succeeded": _charge,
+    "invoice_payment.paid": _invoice_payment,
 }
 
 
@@ -131,10 +156,15 @@ def handle_event(event_pk: int) -> str | None:
     """
     for attempt in range(3):
         try:
-            return _handle_once(event_pk)
+            with session_scope() as session:
+                events = _claim(session, [event_pk])
+                if not events:
+                    return None
+                status = _apply(session, events[0])
+                _mark(session, [event_pk], status)
+                return status
         except OperationalError as exc:
-            code = getattr(exc.orig, "sqlstate", None)
-            if code not in _RETRYABLE_PGCODES or attempt == 2:
+            if _sqlstate(exc) not in _RETRYABLE_PGCODES or attempt == 2:
                 _record_failure(event_pk, exc)
                 return EventStatus.FAILED
         except Exception as exc:
@@ -143,26 +173,88 @@ def handle_event(event_pk: int) -> str | None:
     return None
 
 
-def _handle_once(event_pk: int) -> str | None:
-    with session_scope() as session:
-        event = session.execute(
+def handle_events(event_pks: Sequence[int]) -> dict[str, int]:
+    """Apply events, ``TRANSACTION_EVENTS`` to a transaction; count the outcomes."""
+    pks = sorted(set(event_pks))
+    counts: dict[str, int] = {}
+    for first in range(0, len(pks), TRANSACTION_EVENTS):
+        for status, n in _handle_batch(pks[first : first + TRANSACTION_EVENTS]).items():
+            counts[status] = counts.get(status, 0) + n
+    return {status: n for status, n in counts.items() if n}
+
+
+def _handle_batch(pks: list[int]) -> dict[str, int]:
+    """Apply a batch of events in one transaction.
+
+    One claim, one status update and one commit per batch is what makes a renewal-day
+    burst cheap. Should any event of the batch fail (a bad payload, a lost deadlock),
+    the batch rolls back and each event is applied on its own, so the failing one is
+    recorded with its traceback and its neighbours are applied.
+    """
+    try:
+        with session_scope() as session:
+            events = _claim(session, pks)
+            done: dict[str, list[int]] = {}
+            for event in events:
+                done.setdefault(_apply(session, event), []).append(event.id)
+            for status, ids in done.items():
+                _mark(session, ids, status)
+        counts = {status: len(ids) for status, ids in done.items()}
+        counts["skipped"] = len(pks) - len(events)
+        return counts
+    except Exception as exc:
+        log.info("batch of %d events rolled back (%s); applying one by one", len(pks), exc)
+    counts = {}
+    for pk in pks:
+        status = handle_event(pk) or "skipped"
+        counts[status] = counts.get(status, 0) + 1
+    return counts
+
+
+def _claim(session: Session, pks: Sequence[int]) -> list[ProcessorEvent]:
+    """Lock the unhandled events among ``pks`` at once, skipping those another worker holds."""
+    return list(
+        session.scalars(
             select(ProcessorEvent)
-            .where(ProcessorEvent.id == event_pk)
+            .where(ProcessorEvent.id.in_(pks), ProcessorEvent.handled_at.is_(None))
+            .order_by(ProcessorEvent.id)
             .with_for_update(skip_locked=True)
-        ).scalar_one_or_none()
-        if event is None or event.handled_at is not None:
-            return None
-        handler = HANDLERS.get(event.type)
-        if handler is None:
-            event.status = EventStatus.IGNORED
-        else:
-            handler(session, json.loads(event.body), event)
-            event.status = EventStatus.HANDLED
-        event.attempts += 1
-        event.handled_at = datetime.now(UTC)
-        event.error = None
-        event.traceback = None
-        return event.status
+        )
+    )
+
+
+def _apply(session: Session, event: ProcessorEvent) -> str:
+    """Run the event's handler in the caller's transaction; its new status."""
+    handler = HANDLERS.get(event.type)
+    if handler is None:
+        return EventStatus.IGNORED
+    with reads_per_event(session):
+        handler(session, json.loads(event.body), event)
+    return EventStatus.HANDLED
+
+
+def _mark(session: Session, pks: list[int], status: str) -> None:
+    """Mark claimed events handled (or ignored) in one statement."""
+    session.execute(
+        update(ProcessorEvent)
+        .where(ProcessorEvent.id.in_(pks))
+        .values(
+            status=status,
+            attempts=ProcessorEvent.attempts + 1,
+            handled_at=func.now(),
+            error=None,
+            traceback=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _sqlstate(exc: OperationalError) -> str | None:
+    return getattr(exc.orig, "sqlstate", None)
+
+
+def _error_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:2000]
 
 
 def _record_failure(event_pk: int, exc: BaseException) -> None:
@@ -174,19 +266,10 @@ def _record_failure(event_pk: int, exc: BaseException) -> None:
             .values(
                 status=EventStatus.FAILED,
                 attempts=ProcessorEvent.attempts + 1,
-                error=f"{type(exc).__name__}: {exc}"[:2000],
+                error=_error_text(exc),
                 traceback="".join(traceback.format_exception(exc)),
             )
         )
-
-
-def handle_events(event_pks: Sequence[int]) -> dict[str, int]:
-    """Apply several events, each in its own transaction; count the outcomes."""
-    counts: dict[str, int] = {}
-    for pk in event_pks:
-        status = handle_event(pk) or "skipped"
-        counts[status] = counts.get(status, 0) + 1
-    return counts
 
 
 def unhandled_event_ids(grace: timedelta, limit: int = 1000) -> list[int]:

@@ -11,24 +11,31 @@ the caller (the event handler, a retry, the self-serve page) tells the cases.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from dunning.db import table as core_table
-from dunning.ledger.locks import lock_invoice, lock_invoices_of_subscription
+from dunning.ledger.locks import (
+    lock_invoice,
+    lock_invoices_of_subscription,
+    lock_payment_intent,
+)
 from dunning.ledger.models import (
     ChargeAttempt,
     Customer,
     Invoice,
+    InvoicePayment,
     PaymentMethod,
     Subscription,
     TriggeredBy,
 )
-from dunning.ledger.queries import attempt_from_charge
+from dunning.ledger.queries import attempt_from_charge, forget_reads
 from dunning.processors import stripe_objects as so
 
 # Invoice states in the order they can follow each other; a lower rank never
@@ -38,6 +45,7 @@ _INVOICE_RANK = {"unknown": 0, "draft": 1, "open": 2, "uncollectible": 3, "paid"
 
 def _upsert(session: Session, model: Any, values: dict[str, Any], version: int) -> None:
     """Insert or update a snapshot row unless the stored one is newer."""
+    forget_reads(session)
     table = core_table(model)
     stmt = insert(table).values(**values, version=version)
     changed: dict[str, Any] = {k: stmt.excluded[k] for k in values if k != "id"}
@@ -63,6 +71,7 @@ def apply_customer(session: Session, obj: so.Obj, version: int, deleted: bool = 
         "segment": rec.segment,
         "default_payment_method_id": rec.default_payment_method_id,
         "deleted": rec.deleted or deleted,
+        "phone": rec.phone,
     }
     if deleted:  # a deleted customer stays deleted whatever older snapshot comes later
         _upsert(session, Customer, values, version=2**62)
@@ -72,6 +81,7 @@ def apply_customer(session: Session, obj: so.Obj, version: int, deleted: bool = 
 
 def apply_subscription(session: Session, obj: so.Obj, version: int) -> so.SubscriptionRecord:
     """Upsert a subscription snapshot; a cancellation first locks its invoices."""
+    forget_reads(session)
     rec = so.read_subscription(obj)
     values = {
         "id": rec.id,
@@ -87,6 +97,7 @@ def apply_subscription(session: Session, obj: so.Obj, version: int) -> so.Subscr
         "cancel_at_period_end": rec.cancel_at_period_end,
         "canceled_at": rec.canceled_at,
         "default_payment_method_id": rec.default_payment_method_id,
+        "start_date": rec.start_date,
     }
     if rec.status == "canceled":  # lock order: invoice, then subscription (ledger.locks)
         lock_invoices_of_subscription(session, rec.id)
@@ -156,6 +167,7 @@ def _invoice_may_change(table: Any, new_status: ColumnElement[Any], new_version:
 
 def apply_invoice(session: Session, obj: so.Obj, version: int) -> so.InvoiceRecord:
     """Upsert an invoice snapshot; return what the event said about it."""
+    forget_reads(session)
     rec = so.read_invoice(obj)
     values = {
         "id": rec.id,
@@ -181,19 +193,18 @@ def apply_invoice(session: Session, obj: so.Obj, version: int) -> so.InvoiceReco
         updated_at=func.now(),
         attempt_count=func.greatest(table.c.attempt_count, stmt.excluded.attempt_count),
     )
-    session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[table.c.id],
-            set_=changed,
-            where=_invoice_may_change(table, stmt.excluded.status, stmt.excluded.version),
+    upsert = stmt.on_conflict_do_update(
+        index_elements=[table.c.id],
+        set_=changed,
+        where=_invoice_may_change(table, stmt.excluded.status, stmt.excluded.version),
+    )
+    written = cast(CursorResult[Any], session.execute(upsert))
+    if written.rowcount == 0:  # refused: attempt_count still grows, even from an older one
+        session.execute(
+            update(table)
+            .where(table.c.id == rec.id, table.c.attempt_count < rec.attempt_count)
+            .values(attempt_count=rec.attempt_count)
         )
-    )
-    # attempt_count only ever grows, even from an older snapshot.
-    session.execute(
-        update(table)
-        .where(table.c.id == rec.id, table.c.attempt_count < rec.attempt_count)
-        .values(attempt_count=rec.attempt_count)
-    )
     return rec
 
 
@@ -204,6 +215,7 @@ def record_attempt(session: Session, values: dict[str, Any]) -> None:
     and event (``timed_by_charge``) win over an invoice event's; between two sources of
     the same rank the smaller event id wins; other facts fill in what is missing.
     """
+    forget_reads(session)
     table = core_table(ChargeAttempt)
     stmt = insert(table).values(**values)
     new, old = stmt.excluded, table.c
@@ -274,8 +286,17 @@ def _renumber(session: Session, invoice_id: str) -> None:
 def apply_charge(
     session: Session, obj: so.Obj, event_id: str, triggered_by: TriggeredBy
 ) -> so.ChargeRecord:
-    """Record a charge outcome (locking its invoice first); return what it said."""
+    """Record a charge outcome (locking its invoice first); return what it said, with
+    the invoice its payment intent pays when the charge itself names none (current API)."""
     rec = so.read_charge(obj)
+    if not rec.invoice_id and rec.payment_intent_id:
+        lock_payment_intent(session, rec.payment_intent_id)
+        linked = session.scalar(
+            select(InvoicePayment.invoice_id).where(
+                InvoicePayment.payment_intent_id == rec.payment_intent_id
+            )
+        )
+        rec = replace(rec, invoice_id=linked)
     if rec.invoice_id:
         lock_invoice(session, rec.invoice_id, customer_id=rec.customer_id)
     record_attempt(
@@ -292,6 +313,50 @@ def apply_charge(
         | {"timed_by_charge": rec.created is not None},
     )
     return rec
+
+
+def apply_invoice_payment(session: Session, obj: so.Obj) -> tuple[str, datetime | None] | None:
+    """Link a payment intent to the invoice it pays and attach the charges already
+    recorded under it. Returns None when no charge was attached, else the invoice and
+    the time of the earliest failed charge attached (its case opens then), if any."""
+    forget_reads(session)
+    rec = so.read_invoice_payment(obj)
+    if not rec.invoice_id or not rec.payment_intent_id:
+        return None
+    lock_payment_intent(session, rec.payment_intent_id)
+    session.execute(
+        insert(core_table(InvoicePayment))
+        .values(
+            payment_intent_id=rec.payment_intent_id,
+            invoice_id=rec.invoice_id,
+            invoice_payment_id=rec.id,
+        )
+        .on_conflict_do_nothing(index_elements=["payment_intent_id"])
+    )
+    invoice_id = session.scalar(
+        select(InvoicePayment.invoice_id).where(
+            InvoicePayment.payment_intent_id == rec.payment_intent_id
+        )
+    )
+    assert invoice_id is not None
+    table = core_table(ChargeAttempt)
+    customer_id = session.scalar(
+        select(table.c.customer_id)
+        .where(table.c.payment_intent_id == rec.payment_intent_id, table.c.invoice_id.is_(None))
+        .limit(1)
+    )
+    lock_invoice(session, invoice_id, customer_id=customer_id)
+    attached = session.execute(
+        update(table)
+        .where(table.c.payment_intent_id == rec.payment_intent_id, table.c.invoice_id.is_(None))
+        .values(invoice_id=invoice_id)
+        .returning(table.c.outcome, table.c.attempted_at)
+    ).all()
+    if not attached:
+        return None
+    _renumber(session, invoice_id)
+    failed = [at for outcome, at in attached if outcome == "failed"]
+    return invoice_id, min(failed, default=None)
 
 
 def apply_invoice_failed(
@@ -337,6 +402,7 @@ def apply_invoice_state(session: Session, obj: so.Obj, version: int) -> so.Invoi
 def apply_upcoming(session: Session, obj: so.Obj, version: int) -> None:
     """``invoice.upcoming`` carries no invoice id: note the renewal on the subscription,
     unless a newer ``invoice.upcoming`` already did."""
+    forget_reads(session)
     rec = so.read_invoice({**obj, "id": obj.get("id") or "upcoming"})
     if not rec.subscription_id:
         return

@@ -124,6 +124,25 @@ class Invoice(Base):
         ),
         # Reports: did a subscription have an invoice before a date (active at that date)?
         Index("ix_invoices_subscription_created", "subscription_id", "processor_created"),
+        # Reports: the invoices that may not be renewals (failed renewals = cohort less these).
+        Index(
+            "ix_invoices_not_cycle",
+            "id",
+            postgresql_where=text(
+                "billing_reason <> 'subscription_cycle' OR billing_reason IS NULL"
+            ),
+        ),
+        # Reports: paid renewals by payment time, index-only (the failure-rate denominator).
+        Index(
+            "ix_invoices_paid_renewals",
+            "paid_at",
+            postgresql_include=["id", "currency", "customer_id"],
+            postgresql_where=text(
+                "status = 'paid' AND subscription_id IS NOT NULL"
+                " AND (billing_reason = 'subscription_cycle' OR billing_reason IS NULL)"
+                " AND coalesce(amount_paid, amount_due, 0) > 0"
+            ),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(255), primary_key=True)
@@ -153,7 +172,24 @@ class ChargeAttempt(Base):
     """
 
     __tablename__ = "charge_attempts"
-    __table_args__ = (Index("ix_charge_attempts_invoice", "invoice_id", "attempted_at"),)
+    __table_args__ = (
+        Index("ix_charge_attempts_invoice", "invoice_id", "attempted_at"),
+        # Reports: a case's first failed charge (its decline code and card brand), index-only.
+        Index(
+            "ix_charge_attempts_first_failure",
+            "invoice_id",
+            "attempted_at",
+            "id",
+            postgresql_include=["decline_code", "failure_code", "card_brand"],
+            postgresql_where=text("outcome = 'failed'"),
+        ),
+        # A charge of the current API names no invoice: its payment intent links it later.
+        Index(
+            "ix_charge_attempts_unlinked_intent",
+            "payment_intent_id",
+            postgresql_where=text("invoice_id IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     attempt_key: Mapped[str] = mapped_column(String(255), unique=True)
@@ -183,4 +219,19 @@ class ChargeAttempt(Base):
     payment_method_id: Mapped[str | None] = mapped_column(String(255))
     triggered_by: Mapped[str] = mapped_column(String(32), server_default="processor")
     source_event_id: Mapped[str | None] = mapped_column(String(255))
+    recorded_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class InvoicePayment(Base):
+    """Which invoice a payment intent pays (Stripe's ``invoice_payment``).
+
+    A charge of the current API names its payment intent but not its invoice; this link
+    attaches it to the invoice's attempts, whichever of the two events came first.
+    """
+
+    __tablename__ = "invoice_payments"
+
+    payment_intent_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    invoice_id: Mapped[str] = mapped_column(String(255))
+    invoice_payment_id: Mapped[str | None] = mapped_column(String(255))
     recorded_at: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -1,28 +1,73 @@
 """Ledger rules that several features read: one home for each.
 
-Which card a subscription is charged with, the customer's time zone, whether a
-subscription still renews and for how much, the last day a card can be charged, and
-how a processor charge becomes a charge-attempt row.
+Which card a subscription is charged with (and the backup cards after it), the
+customer's time zone, whether a subscription still renews and for how much, the last
+day a card can be charged, and how a processor charge becomes a charge-attempt row.
+
+While one event is applied (``reads_per_event``), the planner, the card updater and
+the emails ask for the same customer, subscription, card and attempts several times:
+each is read once, fresh, and forgotten whenever the ledger writes (``forget_reads``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, func
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from dunning.ledger.models import Customer, PaymentMethod, Subscription, TriggeredBy
 from dunning.processors.stripe_objects import ChargeRecord
 
+T = TypeVar("T")
+
 LIVE_SUBSCRIPTION = ("active", "trialing")
+_READS = "ledger_reads_of_this_event"
 _NEAR = timedelta(days=2)  # invoice.upcoming for this renewal, not an older one
 
 # The card a subscription is charged with, as SQL: its own default, else the customer's.
 CHARGED_CARD_ID: ColumnElement[Any] = func.coalesce(
     Subscription.default_payment_method_id, Customer.default_payment_method_id
 )
+
+
+@contextmanager
+def reads_per_event(session: Session) -> Iterator[None]:
+    """Read each ledger row at most once while one event is applied."""
+    session.info[_READS] = {}
+    try:
+        yield
+    finally:
+        session.info.pop(_READS, None)
+
+
+def forget_reads(session: Session) -> None:
+    """The ledger changed: the next read goes to the database again."""
+    reads = session.info.get(_READS)
+    if reads:
+        reads.clear()
+
+
+def read_once(session: Session, key: tuple[Any, ...], load: Callable[[], T]) -> T:
+    """``load()``, or what it returned earlier for the same event and ledger state."""
+    reads: dict[tuple[Any, ...], Any] | None = session.info.get(_READS)
+    if reads is None:
+        return load()
+    if key not in reads:
+        reads[key] = load()
+    value: T = reads[key]
+    return value
+
+
+def _get(session: Session, model: Any, key: str) -> Any:
+    """A row; while an event is applied, as it stands now, not as an earlier event of
+    the same transaction saw it."""
+    if _READS not in session.info:
+        return session.get(model, key)
+    return read_once(session, (model, key), lambda: session.get(model, key, populate_existing=True))
 
 
 def charged_card_id(subscription: Subscription | None, customer: Customer | None) -> str | None:
@@ -36,15 +81,32 @@ def charged_card(
     session: Session, subscription_id: str | None, customer_id: str | None
 ) -> PaymentMethod | None:
     """The payment method the next charge of this subscription (or customer) will use."""
-    subscription = session.get(Subscription, subscription_id) if subscription_id else None
-    customer = session.get(Customer, customer_id) if customer_id else None
+    subscription = _get(session, Subscription, subscription_id) if subscription_id else None
+    customer = _get(session, Customer, customer_id) if customer_id else None
     pm_id = charged_card_id(subscription, customer)
-    return session.get(PaymentMethod, pm_id) if pm_id else None
+    return _get(session, PaymentMethod, pm_id) if pm_id else None
+
+
+def cards_on_file(
+    session: Session, subscription_id: str | None, customer_id: str | None
+) -> list[PaymentMethod]:
+    """The customer's attached cards in cascade order: the charged card first, then the
+    others by most recently updated (expiry and declines are the engine's to judge)."""
+    if not customer_id:
+        return []
+    charged = charged_card(session, subscription_id, customer_id)
+    others = session.scalars(
+        select(PaymentMethod)
+        .where(PaymentMethod.customer_id == customer_id, PaymentMethod.detached.is_(False))
+        .order_by(PaymentMethod.updated_at.desc(), PaymentMethod.id)
+    ).all()
+    first = [charged] if charged is not None and not charged.detached else []
+    return first + [pm for pm in others if charged is None or pm.id != charged.id]
 
 
 def customer_time_zone(session: Session, customer_id: str | None) -> str | None:
     """The customer's IANA zone as the processor gave it (may be missing or invalid)."""
-    customer = session.get(Customer, customer_id) if customer_id else None
+    customer = _get(session, Customer, customer_id) if customer_id else None
     return customer.time_zone if customer else None
 
 

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Index, Integer, String, Text, func
+from sqlalchemy import BigInteger, Boolean, Index, Integer, String, Text, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -45,6 +45,12 @@ class Notification(Base):
     __table_args__ = (
         Index("ix_notifications_case", "case_id"),
         Index("ix_notifications_customer", "customer_id"),
+        # Reports: the SMS sent about each case (the channel table's sms row).
+        Index(
+            "ix_notifications_sms",
+            "case_id",
+            postgresql_where=text("channel = 'sms' AND status = 'sent'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)

@@ -81,5 +81,9 @@ def policy_for_customer(session: Session, customer_id: str | None) -> tuple[int,
 
 
 def policy_by_id(session: Session, policy_id: int) -> Policy:
-    """The model of a stored version (a case keeps the policy it opened with)."""
-    return get_policy_by_id(session, policy_id).policy
+    """The model of a stored version (a case keeps the policy it opened with). Versions
+    never change, so each is read and parsed once per session (a batch of events)."""
+    cache: dict[int, Policy] = session.info.setdefault("policies_by_id", {})
+    if policy_id not in cache:
+        cache[policy_id] = get_policy_by_id(session, policy_id).policy
+    return cache[policy_id]

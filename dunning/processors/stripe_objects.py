@@ -51,10 +51,18 @@ class CustomerRecord:
     segment: str | None
     default_payment_method_id: str | None
     deleted: bool
+    phone: str | None
+
+
+def _phone(value: Any) -> str | None:
+    """Stripe's phone as given; one longer than the column (Stripe allows 20) is not a
+    number a text can go to."""
+    return value if isinstance(value, str) and 0 < len(value) <= 32 else None
 
 
 def read_customer(obj: Obj) -> CustomerRecord:
-    """Customer; locale from ``preferred_locales``, time zone and segment from metadata."""
+    """Customer; locale from ``preferred_locales``, time zone and segment from metadata,
+    ``phone`` as Stripe has it (the SMS notices read it)."""
     metadata = obj.get("metadata") or {}
     locales = obj.get("preferred_locales") or []
     default_pm = ref(_get(obj, "invoice_settings", "default_payment_method")) or ref(
@@ -69,6 +77,7 @@ def read_customer(obj: Obj) -> CustomerRecord:
         segment=metadata.get("segment"),
         default_payment_method_id=default_pm,
         deleted=bool(obj.get("deleted")),
+        phone=_phone(obj.get("phone")),
     )
 
 
@@ -87,10 +96,12 @@ class SubscriptionRecord:
     cancel_at_period_end: bool
     canceled_at: datetime | None
     default_payment_method_id: str | None
+    start_date: datetime | None
 
 
 def read_subscription(obj: Obj) -> SubscriptionRecord:
-    """Subscription; plan and period from the object (2017) or its first item (current)."""
+    """Subscription; plan and period from the object (2017) or its first item (current);
+    ``start_date`` (else ``created``) for the reports' exact churn."""
     items = _get(obj, "items", "data") or []
     item = items[0] if items else {}
     price = item.get("price") or {}
@@ -116,6 +127,7 @@ def read_subscription(obj: Obj) -> SubscriptionRecord:
         canceled_at=ts(obj.get("canceled_at")),
         default_payment_method_id=ref(obj.get("default_payment_method"))
         or ref(obj.get("default_source")),
+        start_date=ts(obj.get("start_date") or obj.get("created")),
     )
 
 
@@ -258,4 +270,21 @@ def read_charge(obj: Obj) -> ChargeRecord:
         card_last4=card.get("last4"),
         card_fingerprint=card.get("fingerprint"),
         payment_method_id=ref(obj.get("payment_method")) or ref(source.get("id")),
+    )
+
+
+@dataclass(frozen=True)
+class InvoicePaymentRecord:
+    id: str
+    invoice_id: str | None
+    payment_intent_id: str | None
+
+
+def read_invoice_payment(obj: Obj) -> InvoicePaymentRecord:
+    """``invoice_payment`` (current API): which invoice a payment intent pays."""
+    payment = obj.get("payment") or {}
+    return InvoicePaymentRecord(
+        id=obj["id"],
+        invoice_id=ref(obj.get("invoice")),
+        payment_intent_id=ref(payment.get("payment_intent")),
     )

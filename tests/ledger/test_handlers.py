@@ -29,6 +29,7 @@ INVOICE = "in_1Pgc6tB7WZ01zgkWu9fdqL6I"
 CHARGE = "ch_1PgafuB7WZ01zgkWXYmPNZs8"
 PAYMENT_METHOD = "pm_1Pgc75B7WZ01zgkWlHVgdEGJ"
 CARD = "card_1PgaftB7WZ01zgkWm3waTcFp"
+PAYMENT_INTENT = "pi_3PgafuB7WZ01zgkW0Xq9Tx2b"
 
 T = int(time.time()) - 600  # when the event under test happened; what it builds on is older
 EARLIER = T - 60
@@ -106,6 +107,25 @@ def charge(*, failed: bool) -> dict[str, Any]:
             "reason": "insufficient_funds",
         }
     return obj
+
+
+def intent_charge() -> dict[str, Any]:
+    """A failed charge of the current API: it names its payment intent, not its invoice."""
+    obj = charge(failed=True)
+    obj.pop("invoice", None)
+    obj["payment_intent"] = PAYMENT_INTENT
+    return obj
+
+
+def invoice_payment() -> dict[str, Any]:
+    """Stripe's ``invoice_payment``: our invoice is paid by ``PAYMENT_INTENT``."""
+    return fixture(
+        "invoice_payment",
+        id="inpay_1PgafuB7WZ01zgkW",
+        invoice=INVOICE,
+        status="paid",
+        payment={"type": "payment_intent", "payment_intent": PAYMENT_INTENT},
+    )
 
 
 def payment_method(**card: Any) -> dict[str, Any]:
@@ -346,6 +366,31 @@ SCENARIOS: dict[str, Callable[[], Scenario]] = {
                 }
             ],
         },
+    ),
+    "invoice_payment.paid": lambda: Scenario(
+        invoice_payment(),
+        {
+            # The charge that came first, naming only its payment intent, is attached.
+            "invoices": [{"id": INVOICE, "status": "unknown"}],
+            "charge_attempts": [
+                {
+                    "attempt_key": CHARGE,
+                    "payment_intent_id": PAYMENT_INTENT,
+                    "invoice_id": INVOICE,
+                    "attempt_number": 1,
+                    "outcome": "failed",
+                }
+            ],
+            "dunning_cases": [
+                {
+                    "invoice_id": INVOICE,
+                    "customer_id": CUSTOMER,
+                    "state": "open",
+                    "opened_at": at(T),
+                }
+            ],
+        },
+        given=(("charge.failed", intent_charge()),),
     ),
     "invoice.payment_succeeded": lambda: _closing("paid"),
     "invoice.paid": lambda: _closing("paid"),

@@ -103,3 +103,27 @@ def test_payment_method_and_legacy_card() -> None:
     assert (pm.brand, pm.last4, pm.exp_month, pm.exp_year) == ("visa", "4242", 8, 2030)
     card = so.read_payment_method(fixture("card", customer="cus_1"))
     assert (card.brand, card.customer_id, card.fingerprint) == ("visa", "cus_1", "AOB934RVNwzk6xtn")
+
+
+def test_customer_phone() -> None:
+    assert so.read_customer(fixture("customer", phone="+33612345678")).phone == "+33612345678"
+    assert so.read_customer(fixture("customer", phone=None)).phone is None
+    assert so.read_customer(fixture("customer", phone="+1" + "5" * 40)).phone is None
+
+
+def test_subscription_start_date_else_created() -> None:
+    rec = so.read_subscription(fixture("subscription", start_date=1_700_000_000, created=1))
+    assert rec.start_date == datetime.fromtimestamp(1_700_000_000, UTC)
+    rec = so.read_subscription(fixture("subscription", start_date=None, created=1_600_000_000))
+    assert rec.start_date == datetime.fromtimestamp(1_600_000_000, UTC)
+
+
+def test_invoice_payment_names_its_invoice_and_payment_intent() -> None:
+    obj = fixture(
+        "invoice_payment",
+        invoice="in_1",
+        payment={"type": "payment_intent", "payment_intent": {"id": "pi_1"}},
+    )
+    rec = so.read_invoice_payment(obj)
+    assert (rec.invoice_id, rec.payment_intent_id) == ("in_1", "pi_1")
+    assert so.read_invoice_payment(fixture("invoice_payment")).payment_intent_id is None
