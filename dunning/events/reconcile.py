@@ -118,12 +118,10 @@ def find_missed(adapter: StripeAdapter, open_case_limit: int = 500) -> list[Inco
         ).all()
     for invoice_id in open_invoices:
         invoice = adapter.invoice(invoice_id)
-        event_type = _FINAL_EVENT.get(str(invoice.get("status")))
-        if event_type:
+        final = _FINAL_EVENT.get(str(invoice.get("status")))
+        if final:
             found.append(
-                _synthetic(
-                    f"reconcile:{invoice_id}:{invoice['status']}", event_type, invoice, seen_at
-                )
+                _synthetic(f"reconcile:{invoice_id}:{invoice['status']}", final, invoice, seen_at)
             )
     return found
 
