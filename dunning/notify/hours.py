@@ -7,7 +7,7 @@ email at 3 a.m. local time reads as spam and is the first one a customer deletes
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from dunning.policy.models import RetryHours, Timing
 from dunning.policy.timing import fit
@@ -25,10 +25,13 @@ def email_timing(settings: Settings) -> Timing:
 
 
 def next_allowed(t: datetime, time_zone: str | None, settings: Settings) -> datetime:
-    """Earliest instant ``>= t`` inside the customer's allowed hours."""
-    return fit(t, email_timing(settings), customer_zone(time_zone))
+    """Earliest instant ``>= t`` inside the customer's allowed hours: ``t`` itself when
+    inside them, so a notice goes now rather than at the next whole minute."""
+    timing, zone = email_timing(settings), customer_zone(time_zone)
+    minute = t.replace(second=0, microsecond=0)  # inside the window => so is t
+    return t if fit(minute, timing, zone) == minute else fit(t, timing, zone)
 
 
 def is_allowed(t: datetime, time_zone: str | None, settings: Settings) -> bool:
-    """Whether ``t`` is inside the customer's allowed hours (``fit`` rounds up a minute)."""
-    return next_allowed(t, time_zone, settings) - t < timedelta(minutes=1)
+    """Whether ``t`` is inside the customer's allowed hours."""
+    return next_allowed(t, time_zone, settings) == t
