@@ -15,7 +15,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, delete, func, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
@@ -263,8 +263,31 @@ def record_attempt(session: Session, values: dict[str, Any]) -> None:
 
 
 def _renumber(session: Session, invoice_id: str) -> None:
-    """Number attempts the invoice did not number by time, so arrival order never matters."""
+    """Number attempts the invoice did not number by time, so arrival order never matters.
+
+    A current-API ``invoice.payment_failed`` names no charge, so its failure is first
+    recorded as a stand-in ``<invoice>#<n>``. Once the invoice's n-th failed charge is
+    known (linked through its payment intent), the stand-in is that same attempt and is
+    dropped: one failure never counts twice against the policy or the network rules.
+    """
     table = core_table(ChargeAttempt)
+    charges = (
+        select(func.count())
+        .where(
+            table.c.invoice_id == invoice_id,
+            table.c.charge_id.is_not(None),
+            table.c.outcome == "failed",
+        )
+        .scalar_subquery()
+    )
+    session.execute(
+        delete(table).where(
+            table.c.invoice_id == invoice_id,
+            table.c.charge_id.is_(None),
+            table.c.numbered_by_invoice.is_(True),
+            table.c.attempt_number <= charges,
+        )
+    )
     numbered = (
         select(
             table.c.id,

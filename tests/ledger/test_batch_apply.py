@@ -179,3 +179,48 @@ def test_a_charge_without_invoice_or_link_stays_unattached(clean_db: None) -> No
     assert handle_event(pk) == "handled"
     assert rows("SELECT invoice_id FROM charge_attempts") == [{"invoice_id": None}]
     assert rows("SELECT count(*) AS n FROM dunning_cases") == [{"n": 0}]
+
+
+def _invoice_failed(attempt: int, at: int) -> dict[str, Any]:
+    """The current API's ``invoice.payment_failed``: it names no charge."""
+    obj = fixture(
+        "invoice",
+        id=INVOICE,
+        customer=CUSTOMER,
+        status="open",
+        attempt_count=attempt,
+        amount_due=4900,
+        charge=None,
+    )
+    return event("invoice.payment_failed", obj, created=at, event_id=f"evt_inv_{attempt}")
+
+
+def test_an_invoice_failure_and_its_charge_count_once_in_any_order(clean_db: None) -> None:
+    """The stand-in ``<invoice>#<n>`` of an invoice event that names no charge is the
+    n-th failed charge: once the charge is linked, the failure is one attempt, not two."""
+    events = [*_link_events(), _invoice_failed(1, T + 5), _invoice_failed(2, T + 65)]
+    seen = []
+    for order in ([3, 0, 4, 1, 2], [2, 0, 1, 3, 4], [3, 4, 2, 1, 0], [0, 1, 2, 3, 4]):
+        _truncate()
+        pks = store(*(events[i] for i in order))
+        assert [handle_event(pk) for pk in pks] == ["handled"] * len(pks)
+        seen.append(
+            rows(
+                "SELECT attempt_key, invoice_id, attempt_number FROM charge_attempts"
+                " ORDER BY attempt_key"
+            )
+        )
+    assert seen[0] == [
+        {"attempt_key": "ch_pi_1", "invoice_id": INVOICE, "attempt_number": 1},
+        {"attempt_key": "ch_pi_2", "invoice_id": INVOICE, "attempt_number": 2},
+    ]
+    assert all(s == seen[0] for s in seen), seen
+
+
+def test_an_invoice_failure_whose_charge_is_not_linked_yet_still_counts(clean_db: None) -> None:
+    pks = store(_link_events()[0], _invoice_failed(1, T + 5), _invoice_failed(2, T + 65))
+    assert [handle_event(pk) for pk in pks] == ["handled"] * 3
+    keys = rows(
+        "SELECT attempt_key FROM charge_attempts WHERE invoice_id = :i ORDER BY 1", i=INVOICE
+    )
+    assert [k["attempt_key"] for k in keys] == [f"{INVOICE}#1", f"{INVOICE}#2"]

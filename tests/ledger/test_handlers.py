@@ -367,6 +367,31 @@ SCENARIOS: dict[str, Callable[[], Scenario]] = {
             ],
         },
     ),
+    "invoice.payment_action_required": lambda: Scenario(
+        invoice(),
+        {
+            # As a failed payment, and the case waits for the customer to authenticate.
+            "subscriptions": [{"id": SUBSCRIPTION, "status": "unknown"}],
+            "invoices": [{"id": INVOICE, "status": "open", "attempt_count": 1}],
+            "charge_attempts": [
+                {
+                    "attempt_key": CHARGE,
+                    "invoice_id": INVOICE,
+                    "attempt_number": 1,
+                    "outcome": "failed",
+                    "triggered_by": "processor",
+                }
+            ],
+            "dunning_cases": [
+                {
+                    "invoice_id": INVOICE,
+                    "state": "open",
+                    "opened_at": at(T),
+                    "awaiting_action_since": at(T),
+                }
+            ],
+        },
+    ),
     "invoice_payment.paid": lambda: Scenario(
         invoice_payment(),
         {
