@@ -99,6 +99,8 @@ def apply_subscription(session: Session, obj: so.Obj, version: int) -> so.Subscr
         "default_payment_method_id": rec.default_payment_method_id,
         "start_date": rec.start_date,
     }
+    if rec.says_pause:  # collection paused at Stripe (by our end action or by hand)
+        values["pause_behavior"] = rec.pause_behavior
     if rec.status == "canceled":  # lock order: invoice, then subscription (ledger.locks)
         lock_invoices_of_subscription(session, rec.id)
     table = core_table(Subscription)

@@ -76,7 +76,7 @@ class Subscription(Base):
     upcoming_at: Mapped[datetime | None]
     upcoming_version: Mapped[int | None] = mapped_column(BigInteger)  # its event's time
     start_date: Mapped[datetime | None]  # Stripe's start_date, else created: exact churn
-    pause_behavior: Mapped[str | None] = mapped_column(String(16))  # pause_collection.behavior
+    pause_behavior: Mapped[str | None] = mapped_column(String(32))  # pause_collection.behavior
     version: Mapped[int] = mapped_column(BigInteger, server_default="0")
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
 

@@ -97,6 +97,10 @@ class SubscriptionRecord:
     canceled_at: datetime | None
     default_payment_method_id: str | None
     start_date: datetime | None
+    # ``pause_collection.behavior`` while paused, else None; ``says_pause`` is False for
+    # shapes without the field (older API versions): the ledger keeps what it knew.
+    pause_behavior: str | None = None
+    says_pause: bool = False
 
 
 def read_subscription(obj: Obj) -> SubscriptionRecord:
@@ -128,7 +132,13 @@ def read_subscription(obj: Obj) -> SubscriptionRecord:
         default_payment_method_id=ref(obj.get("default_payment_method"))
         or ref(obj.get("default_source")),
         start_date=ts(obj.get("start_date") or obj.get("created")),
+        pause_behavior=_pause_behavior(obj.get("pause_collection")),
+        says_pause="pause_collection" in obj,
     )
+
+
+def _pause_behavior(pause: Any) -> str | None:
+    return str(pause["behavior"]) if isinstance(pause, dict) and pause.get("behavior") else None
 
 
 @dataclass(frozen=True)

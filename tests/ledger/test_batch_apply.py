@@ -86,6 +86,24 @@ def test_phone_and_start_date_follow_the_version_rule(clean_db: None) -> None:
     assert sub["start_date"].timestamp() == 1_600_000_000  # a newer snapshot wins
 
 
+def test_a_pause_at_the_processor_is_mirrored_and_an_older_shape_keeps_it(
+    clean_db: None,
+) -> None:
+    paused = fixture("subscription", pause_collection={"behavior": "keep_as_draft"})
+    unsaid = {k: v for k, v in fixture("subscription").items() if k != "pause_collection"}
+    resumed = fixture("subscription", pause_collection=None)
+
+    def apply(obj: dict[str, Any], at: int) -> object:
+        [pk] = store(event("customer.subscription.updated", obj, created=at))
+        assert handle_event(pk) == "handled"
+        return rows("SELECT pause_behavior FROM subscriptions")[0]["pause_behavior"]
+
+    assert apply(paused, T) == "keep_as_draft"
+    assert apply(unsaid, T + 60) == "keep_as_draft"  # a shape without the field says nothing
+    assert apply(resumed, T + 120) is None
+    assert apply(paused, T + 30) is None  # an older snapshot never wins
+
+
 # --- current API: a charge names its payment intent, the invoice payment links it ---
 
 INVOICE, PI, CUSTOMER = "in_pi_1", "pi_link_1", "cus_pi_1"

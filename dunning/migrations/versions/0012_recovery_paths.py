@@ -7,7 +7,7 @@ Create Date: 2026-12-02
 - ``subscriptions.start_date``: the subscription's real start (Stripe's ``start_date``,
   else ``created``), so "active at the period's start" in involuntary churn is exact.
 - ``subscriptions.pause_behavior``: Stripe's ``pause_collection.behavior`` while
-  collection is paused (``void`` or ``keep_as_draft``), else null.
+  collection is paused (``void``, ``keep_as_draft``, ``mark_uncollectible``), else null.
 - ``customers.phone``: the number SMS notices go to, from the Stripe customer.
 - ``notifications.channel``: ``email`` or ``sms``; both share the dedupe and claim rules.
 - ``sms_opt_outs``: numbers that replied STOP (and START again), keyed by number, since
@@ -29,7 +29,7 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.add_column("subscriptions", sa.Column("start_date", sa.DateTime(timezone=True)))
-    op.add_column("subscriptions", sa.Column("pause_behavior", sa.String(length=16)))
+    op.add_column("subscriptions", sa.Column("pause_behavior", sa.String(length=32)))
     op.add_column("customers", sa.Column("phone", sa.String(length=32)))
     op.add_column(
         "notifications",
