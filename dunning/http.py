@@ -95,7 +95,13 @@ def _finite(value: Any) -> Any:
 
 def _invalid(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    return SafeJSONResponse({"detail": jsonable_encoder(exc.errors())}, status_code=422)
+    # A body that is not UTF-8 comes back as bytes in the error's input: show it replaced.
+    errors = jsonable_encoder(exc.errors(), custom_encoder={bytes: _lenient_text})
+    return SafeJSONResponse({"detail": errors}, status_code=422)
+
+
+def _lenient_text(raw: bytes) -> str:
+    return raw.decode("utf-8", errors="replace")
 
 
 def _http_error(request: Request, exc: Exception) -> Response:

@@ -67,6 +67,12 @@ BAD_REQUESTS: list[tuple[str, str, dict[str, Any]]] = [
     ("GET", "/dashboard/csv/recovery", {"params": {"from": "0001-01-01", "to": "9999-12-31"}}),
     ("GET", "/api/reports/monthly", {"params": {"from": "0001-01-01", "to": "9999-12-31"}}),
     ("GET", "/api/reports/at-risk/summary", {"params": {"as_of": "9999-12-31T23:59:59Z"}}),
+    # A body that is not UTF-8: the 422 shows it replaced instead of failing to encode it.
+    (
+        "POST",
+        "/api/policies/backtest",
+        {"content": b"\x80", "headers": {"Content-Type": "text/plain"}},
+    ),
 ]
 
 
