@@ -10,7 +10,7 @@ from markupsafe import Markup
 from dunning.reports import charts, schemas
 from dunning.reports.display import email_step_name, fmt_money_axis
 from dunning.reports.metrics.channels import SMS, UPDATER
-from dunning.reports.metrics.recovery import MAX_DAY
+from dunning.reports.metrics.cohort import MAX_DAY
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,13 @@
 """What the dashboard page shows: every table and chart, read in one transaction.
 
-Each table is the rows of its report table (``TABLES``); the headline and the churn table
-share one churn query, and a currency's rows are those of all currencies, filtered."""
+Each table is the rows of its report table (``TABLES``), computed by the same metric
+functions from shared reads: the headline and the churn table share one churn query;
+the headline, the trend's months of the period, the decline-class breakdown, the A/B
+arms, the channels and the recovery days are groups of one scan of the cohort
+(``cohort_groups``, all currencies; a currency's rows are those of all currencies,
+filtered). Read on their own: the trend's months before the period, the decline codes
+(a probe per case, so only the chart's currency), the percentiles, the failure rate's
+paid renewals, the funnel, the card updater, the SMS, churn and the renewals at risk."""
 
 from __future__ import annotations
 
@@ -14,13 +20,21 @@ from sqlalchemy.engine import Engine
 
 from dunning.reports import schemas
 from dunning.reports.dashboard_charts import ChartRows, draw_charts
+from dunning.reports.metrics.breakdowns import ab_arms, breakdown
+from dunning.reports.metrics.channels import CHANNEL, recovered_by_channel
 from dunning.reports.metrics.churn import churn
+from dunning.reports.metrics.cohort import cohort_groups
 from dunning.reports.metrics.headline import headline
+from dunning.reports.metrics.recovery import TOTALS, monthly, recovery_days
 from dunning.reports.metrics.segments import segments
 from dunning.reports.schemas import Filters
 from dunning.reports.tables import TABLES, reading
 
 TREND_MONTHS = 12
+CLASS, CODE = "decline_class", "decline_code"
+# The groupings of all currencies the page reads from one scan of the cohort. Not the
+# decline code: it probes each case's first failure, so only the chart's currency's.
+GROUPINGS = (TOTALS, "month", "day", CHANNEL, "policy_id", CLASS)
 
 
 def _months_before(end: date, months: int) -> date:
@@ -70,8 +84,9 @@ def build_page(period: Period, as_of: datetime, engine: Engine | None = None) ->
             return list(TABLES[name].compute(conn, filters, as_of))
 
         all_currencies = f.model_copy(update={"currency": None})
+        groups = cohort_groups(conn, all_currencies, GROUPINGS)
         churn_rows = churn(conn, all_currencies)  # once: for the headline and its table
-        everything = headline(conn, all_currencies, churn_rows)
+        everything = headline(conn, all_currencies, churn_rows, groups)
         currencies = [r.currency for r in everything]
         shown = [r for r in everything if f.currency is None or r.currency == f.currency]
         chart_currency = f.currency or (
@@ -83,10 +98,15 @@ def build_page(period: Period, as_of: datetime, engine: Engine | None = None) ->
             currencies.append(f.currency)
         in_currency = f.model_copy(update={"currency": chart_currency})
         trend_start = _months_before(f.end, TREND_MONTHS)
-        trend = rows("monthly", in_currency.model_copy(update={"start": trend_start}))
-        by_class = rows("breakdown/decline_class", in_currency)
-        by_code = rows("breakdown/decline_code", in_currency)
-        channels = rows("channels")
+        before = in_currency.model_copy(update={"start": trend_start, "end": f.start})
+        earlier = [cohort_groups(conn, before, ["month"])] if trend_start < f.start else []
+        trend_filters = in_currency.model_copy(update={"start": trend_start})
+        trend = [
+            m for m in monthly(conn, trend_filters, *earlier, groups) if m.month >= trend_start
+        ]
+        by_class = breakdown(conn, in_currency, CLASS, groups)
+        by_code = breakdown(conn, in_currency, CODE)
+        channels = recovered_by_channel(conn, f, groups)
         page = Page(
             filters=f,
             period=period,
@@ -96,14 +116,14 @@ def build_page(period: Period, as_of: datetime, engine: Engine | None = None) ->
             headline=shown,
             channels=channels,
             churn=[r for r in churn_rows if f.currency is None or r.currency == f.currency],
-            arms=rows("ab"),
+            arms=ab_arms(conn, f, groups),
             funnel=rows("funnel"),
             at_risk=rows("at-risk/summary"),
             charts={},
             trend_start=trend_start,
             as_of=as_of,
         )
-        days = rows("recovery-days", in_currency)
+        days = recovery_days(conn, in_currency, groups)
     page.charts = draw_charts(
         ChartRows(
             currency=chart_currency,

@@ -100,12 +100,16 @@ TABLES: dict[str, ReportTable] = {
 # joins probe indexes of tables that live in RAM or on SSD, where Postgres' default of 4
 # (tuned for spinning disks) makes the planner scan 2,000,000 invoices instead of probing
 # 80,000 of them. jit off: compiling costs more than it saves on queries of a second.
-# work_mem: the cohort's sorts (percentiles) stay in memory.
+# work_mem: the cohort's sorts (percentiles) stay in memory. hash_mem_multiplier 8 (a
+# hash table may use 512 MB): the planner cannot tell how few groups the cohort's keys
+# make (a month of a timestamp looks like a million) and would sort a million cases
+# instead of hashing them into a few thousand groups; memory is used as groups appear.
 REPORT_SETTINGS = {
     "statement_timeout": f"{STATEMENT_TIMEOUT_MS}",
     "random_page_cost": "1.1",
     "jit": "off",
     "work_mem": "64MB",
+    "hash_mem_multiplier": "8",
 }
 
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 from sqlalchemy import Connection
 
+from dunning.reports.metrics.cohort import Groups, cohort_groups
 from dunning.reports.metrics.sql import CURRENCY, PAID, RECOVERED, cohort, params, rows
 from dunning.reports.schemas import ChannelRow, Filters
 from dunning.reports.stats import ratio
@@ -26,15 +27,24 @@ CHANNELS = ("retry", "processor", "customer", UPDATER)
 _ACTED = "('card_updated', 'payment_attempted')"
 
 
-def recovered_by_channel(conn: Connection, f: Filters) -> list[ChannelRow]:
+CHANNEL = "channel"
+"""The ``cohort_groups`` grouping ``recovered_by_channel`` reads."""
+
+
+def recovered_by_channel(
+    conn: Connection, f: Filters, groups: Groups | None = None
+) -> list[ChannelRow]:
     """Recovered revenue of the cohort by channel, per currency (every channel listed),
-    then the ``sms`` row: SMS sent and the recoveries that followed an SMS link."""
-    sql = f"""
-        SELECT {CURRENCY} AS currency, coalesce(c.recovered_by, 'processor') AS channel,
-            count(*) AS cases, coalesce(sum({PAID}), 0)::bigint AS amount
-        FROM {cohort(f)} AND {RECOVERED}
-        GROUP BY 1, 2"""
-    found = {(r["currency"], r["channel"]): r for r in rows(conn, sql, params(f))}
+    then the ``sms`` row: SMS sent and the recoveries that followed an SMS link.
+    ``groups``: ``cohort_groups`` of ``f`` with ``CHANNEL``, when the caller has them."""
+    found = {
+        (r["currency"], r["value"]): {
+            "cases": r["cases_recovered"],
+            "amount": r["recovered_amount"],
+        }
+        for r in (groups or cohort_groups(conn, f, [CHANNEL])).rows(CHANNEL, f.currency)
+        if r["value"] is not None
+    }
     updater = updater_calls(conn, f)
     sms = sms_sent(conn, f)
     out: list[ChannelRow] = []

@@ -7,19 +7,25 @@ from collections.abc import Sequence
 from sqlalchemy import Connection
 
 from dunning.reports.metrics.churn import churn
+from dunning.reports.metrics.cohort import Groups
 from dunning.reports.metrics.recovery import cohort_totals, renewal_failures
 from dunning.reports.schemas import ChurnRow, Filters, HeadlineRow
 from dunning.reports.stats import ratio
 
 
 def headline(
-    conn: Connection, f: Filters, churn_rows: Sequence[ChurnRow] | None = None
+    conn: Connection,
+    f: Filters,
+    churn_rows: Sequence[ChurnRow] | None = None,
+    groups: Groups | None = None,
 ) -> list[HeadlineRow]:
     """One row per currency seen in the cohort, the renewals or the churn.
 
-    ``churn_rows``: ``churn(conn, f)`` when the caller has it already (the dashboard
-    shows both tables and should not scan the subscriptions twice)."""
-    cohort = {r["currency"]: r for r in cohort_totals(conn, f)}
+    ``churn_rows``: ``churn(conn, f)``, and ``groups``: ``cohort_groups`` of ``f`` with
+    ``recovery.TOTALS``, when the caller has them already (the dashboard shows these
+    tables too and should not scan the subscriptions or the cohort twice)."""
+    totals = cohort_totals(conn, f, groups)
+    cohort = {r["currency"]: r for r in totals}
     renewals = renewal_failures(conn, f, {cur: r["cases_opened"] for cur, r in cohort.items()})
     churned = {r.currency: r for r in (churn(conn, f) if churn_rows is None else churn_rows)}
     out: list[HeadlineRow] = []

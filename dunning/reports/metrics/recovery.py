@@ -4,17 +4,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import date
 from typing import Any
 
 from sqlalchemy import Connection
 
+from dunning.reports.metrics.cohort import Groups, cohort_groups, counts
 from dunning.reports.metrics.sql import (
-    COHORT_AGGREGATES,
     CURRENCY,
-    HOURS_TO_RECOVERY,
     NO_CURRENCY,
     NOT_CYCLE,
-    PAID,
     PAID_RENEWAL,
     RECOVERED,
     RENEWAL,
@@ -31,18 +30,22 @@ from dunning.reports.schemas import (
     TimeToRecoveryRow,
 )
 
-MAX_DAY = 30  # the last bucket of the time-to-recovery distribution: 30 days or more
-
 Percentiles = dict[str, tuple[float | None, float | None]]
 
 
-def cohort_totals(conn: Connection, f: Filters) -> list[dict[str, Any]]:
-    """Counts, amounts and time to recovery of the cohort, per currency."""
-    sql = f"""
-        SELECT {CURRENCY} AS currency, {COHORT_AGGREGATES}
-        FROM {cohort(f)}
-        GROUP BY 1 ORDER BY 1"""
-    found = list(rows(conn, sql, params(f)))
+TOTALS = "total"
+"""The ``cohort_groups`` grouping ``cohort_totals`` reads."""
+
+
+def cohort_totals(
+    conn: Connection, f: Filters, groups: Groups | None = None
+) -> list[dict[str, Any]]:
+    """Counts, amounts and time to recovery of the cohort, per currency. ``groups``:
+    ``cohort_groups`` of ``f`` with ``TOTALS``, when the caller has them (the dashboard)."""
+    found = (groups or cohort_groups(conn, f, [TOTALS])).rows(TOTALS, f.currency)
+    found.sort(key=lambda r: r["currency"])
+    for row in found:
+        del row["value"]
     percentiles = recovery_percentiles(conn, f, [r["currency"] for r in found])
     for row in found:
         row["median_hours"], row["p90_hours"] = percentiles.get(row["currency"], (None, None))
@@ -140,22 +143,41 @@ def time_to_recovery(conn: Connection, f: Filters) -> list[TimeToRecoveryRow]:
     ]
 
 
-def recovery_days(conn: Connection, f: Filters) -> list[RecoveryDayRow]:
-    """Recovered cases by whole days since the first failure (0 … 29, then 30+)."""
-    sql = f"""
-        SELECT {CURRENCY} AS currency,
-            least(floor({HOURS_TO_RECOVERY} / 24), {MAX_DAY})::int AS day,
-            count(*) AS cases, coalesce(sum({PAID}), 0)::bigint AS amount
-        FROM {cohort(f)} AND {RECOVERED} AND c.closed_at IS NOT NULL
-        GROUP BY 1, 2 ORDER BY 1, 2"""
-    return [RecoveryDayRow(**r) for r in rows(conn, sql, params(f))]
+def recovery_days(
+    conn: Connection, f: Filters, groups: Groups | None = None
+) -> list[RecoveryDayRow]:
+    """Recovered cases by whole days since the first failure (0 … 29, then 30+).
+    ``groups``: ``cohort_groups`` with ``day`` when the caller has them (the dashboard)."""
+    found = (groups or cohort_groups(conn, f, ["day"])).rows("day", f.currency)
+    return sorted(
+        (
+            RecoveryDayRow(
+                currency=r["currency"],
+                day=r["value"],
+                cases=r["cases_recovered"],
+                amount=r["recovered_amount"],
+            )
+            for r in found
+            if r["value"] is not None
+        ),
+        key=lambda d: (d.currency, d.day),
+    )
 
 
-def monthly(conn: Connection, f: Filters) -> list[MonthRow]:
-    """The cohort of each calendar month (UTC) of the period, per currency."""
-    sql = f"""
-        SELECT (date_trunc('month', c.opened_at AT TIME ZONE 'UTC'))::date AS month,
-            {CURRENCY} AS currency, {COHORT_AGGREGATES}
-        FROM {cohort(f)}
-        GROUP BY 1, 2 ORDER BY 1, 2"""
-    return [MonthRow(**with_rates(r)) for r in rows(conn, sql, params(f))]
+def monthly(conn: Connection, f: Filters, *groups: Groups) -> list[MonthRow]:
+    """The cohort of each calendar month (UTC) of the period, per currency.
+
+    ``groups``: ``cohort_groups`` with ``month`` of periods that together are ``f``'s
+    (the dashboard's trend: the months before its period, and its period), when the
+    caller has them; their months are added up."""
+    months: dict[tuple[date, str], dict[str, Any]] = {}
+    for g in groups or (cohort_groups(conn, f, ["month"]),):
+        for r in g.rows("month", f.currency):
+            key, row = (r["value"], r["currency"]), counts(r)
+            if key in months:
+                for name, v in row.items():
+                    if name != "currency":
+                        months[key][name] += v
+            else:
+                months[key] = row
+    return [MonthRow(month=month, **with_rates(r)) for (month, _), r in sorted(months.items())]
