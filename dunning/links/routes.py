@@ -187,22 +187,40 @@ def pay_page(token: str, request: Request, result: str | None = None) -> Respons
 async def save_card(token: str, request: Request) -> Response:
     """Stripe.js confirmed a SetupIntent: make its card the default, and pay now if a
     case is open."""
-    body = b""
-    async for chunk in request.stream():  # a small form: stop reading past the cap
-        body += chunk
-        if len(body) > _MAX_FORM_BYTES:
-            return _message("invalid", request, 413)
+    body = await _small_form(request)
+    if body is None:
+        return _message("invalid", request, 413)
     return await run_in_threadpool(_save_card, token, request, body)
 
 
-def _save_card(token: str, request: Request, body: bytes) -> Response:
+async def _small_form(request: Request) -> bytes | None:
+    """The posted form, or None once it is past the cap (reading stops there)."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > _MAX_FORM_BYTES:
+            return None
+    return body
+
+
+def _form_claims(
+    token: str, request: Request, body: bytes, field: str
+) -> tuple[str, tokens.Claims] | Response:
+    """The one form field a page posts and the link's claims, or the page that refuses."""
     if not _allowed(request, token, "save"):
         return _message("limited", request)
-    fields = parse_qs(body.decode("utf-8", "replace"))
-    setup_intent = (fields.get("setup_intent") or [""])[0].strip()
+    value = (parse_qs(body.decode("utf-8", "replace")).get(field) or [""])[0].strip()
     claims = _claims(token, request)
     if isinstance(claims, HTMLResponse):
         return claims
+    return value, claims
+
+
+def _save_card(token: str, request: Request, body: bytes) -> Response:
+    given = _form_claims(token, request, body, "setup_intent")
+    if isinstance(given, Response):
+        return given
+    setup_intent, claims = given
     target: tokens.LinkClaims | RenewalTarget | None = None
     try:
         target = _resolve(claims)
@@ -224,22 +242,17 @@ def _save_card(token: str, request: Request, body: bytes) -> Response:
 async def confirm_payment(token: str, request: Request) -> Response:
     """Stripe.js confirmed the invoice's payment intent (3-D Secure done): record the
     payment, then show the thank-you (or why not)."""
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > _MAX_FORM_BYTES:
-            return _message("invalid", request, 413)
+    body = await _small_form(request)
+    if body is None:
+        return _message("invalid", request, 413)
     return await run_in_threadpool(_confirm_payment, token, request, body)
 
 
 def _confirm_payment(token: str, request: Request, body: bytes) -> Response:
-    if not _allowed(request, token, "save"):
-        return _message("limited", request)
-    fields = parse_qs(body.decode("utf-8", "replace"))
-    intent = (fields.get("payment_intent") or [""])[0].strip()
-    claims = _claims(token, request)
-    if isinstance(claims, HTMLResponse):
-        return claims
+    given = _form_claims(token, request, body, "payment_intent")
+    if isinstance(given, Response):
+        return given
+    intent, claims = given
     target: tokens.LinkClaims | RenewalTarget | None = None
     try:
         target = _resolve(claims)

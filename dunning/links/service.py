@@ -346,6 +346,20 @@ def _pay_now(claims: LinkClaims, adapter: StripeAdapter, target: _Target, ref: s
         or (result.error_code in ("card_declined", "expired_card", "incorrect_cvc"))
     )
     outcome = Outcome.PAID if result.paid else Outcome.DECLINED if declined else Outcome.FAILED
+    details = {"error_code": result.error_code, "decline_code": result.decline_code}
+    _record_payment(target, claims, result, now, ref, {"outcome": outcome, **details})
+    return outcome
+
+
+def _record_payment(
+    target: _Target,
+    claims: LinkClaims,
+    result: PayResult,
+    now: datetime,
+    ref: str,
+    details: dict[str, Any],
+) -> None:
+    """The customer's payment: a charge attempt of the case and a timeline event."""
     with session_scope() as session:
         cases.record_charge(
             session,
@@ -356,18 +370,8 @@ def _pay_now(claims: LinkClaims, adapter: StripeAdapter, target: _Target, ref: s
             ref=ref,
             triggered_by=TriggeredBy.CUSTOMER,
         )
-        record_event(
-            session,
-            target.case_id,
-            CaseEventKind.PAYMENT_ATTEMPTED,
-            claims.notification_id,
-            {
-                "outcome": outcome,
-                "error_code": result.error_code,
-                "decline_code": result.decline_code,
-            },
-        )
-    return outcome
+        kind = CaseEventKind.PAYMENT_ATTEMPTED
+        record_event(session, target.case_id, kind, claims.notification_id, details)
 
 
 def start_confirm(claims: LinkClaims, adapter: StripeAdapter) -> str | None:
@@ -424,21 +428,6 @@ def confirm_payment(claims: LinkClaims, adapter: StripeAdapter, payment_intent_i
         outcome = Outcome.PAID if invoice.get("status") == "paid" else Outcome.PROCESSING
     else:
         outcome = Outcome.DECLINED if charge is not None else Outcome.NOT_AUTHENTICATED
-    with session_scope() as session:
-        cases.record_charge(
-            session,
-            target.case_id,
-            target.invoice_id,
-            result,
-            datetime.now(UTC),
-            ref=payment_intent_id,
-            triggered_by=TriggeredBy.CUSTOMER,
-        )
-        record_event(
-            session,
-            target.case_id,
-            CaseEventKind.PAYMENT_ATTEMPTED,
-            claims.notification_id,
-            {"outcome": outcome, "via": "authentication", "payment_intent": payment_intent_id},
-        )
+    details = {"outcome": outcome, "via": "authentication", "payment_intent": payment_intent_id}
+    _record_payment(target, claims, result, datetime.now(UTC), payment_intent_id, details)
     return outcome
