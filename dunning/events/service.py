@@ -56,7 +56,12 @@ def _invoice_failed(s: Session, p: dict[str, Any], e: ProcessorEvent) -> None:
 
 def _action_required(s: Session, p: dict[str, Any], e: ProcessorEvent) -> None:
     invoice, at = apply.apply_invoice_failed(
-        s, _obj(p), _version(e), e.event_id, triggered_by=TriggeredBy.PROCESSOR
+        s,
+        _obj(p),
+        _version(e),
+        e.event_id,
+        triggered_by=TriggeredBy.PROCESSOR,
+        failure_code="authentication_required",
     )
     authentication.on_action_required(s, invoice.id, at=at)
 

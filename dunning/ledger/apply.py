@@ -385,10 +385,16 @@ def apply_invoice_payment(session: Session, obj: so.Obj) -> tuple[str, datetime 
 
 
 def apply_invoice_failed(
-    session: Session, obj: so.Obj, version: int, event_id: str, triggered_by: TriggeredBy
+    session: Session,
+    obj: so.Obj,
+    version: int,
+    event_id: str,
+    triggered_by: TriggeredBy,
+    failure_code: str | None = None,
 ) -> tuple[so.InvoiceRecord, datetime]:
     """An invoice payment failed: update the invoice and record the attempt; returns
-    the invoice and the time of the failure."""
+    the invoice and the time of the failure. ``failure_code`` is what the event's type
+    says of the failure (``authentication_required``) when the charge says nothing."""
     rec = so.read_invoice(obj)
     lock_invoice(session, rec.id, customer_id=rec.customer_id)
     apply_invoice(session, obj, version)
@@ -409,6 +415,7 @@ def apply_invoice_failed(
             "amount": rec.amount_due,
             "currency": rec.currency,
             "outcome": "failed",
+            "failure_code": failure_code,
             "triggered_by": triggered_by.value,
             "source_event_id": event_id,
         },

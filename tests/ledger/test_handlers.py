@@ -379,6 +379,7 @@ SCENARIOS: dict[str, Callable[[], Scenario]] = {
                     "invoice_id": INVOICE,
                     "attempt_number": 1,
                     "outcome": "failed",
+                    "failure_code": "authentication_required",
                     "triggered_by": "processor",
                 }
             ],
@@ -388,6 +389,7 @@ SCENARIOS: dict[str, Callable[[], Scenario]] = {
                     "state": "open",
                     "opened_at": at(T),
                     "awaiting_action_since": at(T),
+                    "decline_class": "authentication_required",
                 }
             ],
         },
