@@ -74,15 +74,6 @@ def _context(adapter: StripeAdapter, invoice: dict[str, Any], seen_at: int) -> l
     return found
 
 
-def _needs_authentication(adapter: StripeAdapter, invoice: dict[str, Any]) -> bool:
-    """The invoice's payment waits for the customer (3-D Secure): what Stripe's
-    ``invoice.payment_action_required`` says, read from its payment intents."""
-    return any(
-        adapter.payment_intent(intent).get("status") == "requires_action"
-        for intent in adapter.invoice_payment_intents(invoice)
-    )
-
-
 def find_missed(adapter: StripeAdapter, open_case_limit: int = 500) -> list[IncomingEvent]:
     """Failed open invoices at the processor, and open cases whose invoice was settled."""
     seen_at = int(time.time())  # taken before reading: a snapshot is never newer than this
@@ -100,7 +91,7 @@ def find_missed(adapter: StripeAdapter, open_case_limit: int = 500) -> list[Inco
         if isinstance(charge, dict) and charge.get("status") == "failed":
             charge = {**charge, "invoice": charge.get("invoice") or invoice["id"]}
             found.append(_synthetic(f"reconcile:{charge['id']}", "charge.failed", charge, seen_at))
-        if _needs_authentication(adapter, invoice):  # no off-session retry may follow
+        if adapter.needs_authentication(invoice):  # no off-session retry may follow
             event_id, event_type = "action_required", "invoice.payment_action_required"
         else:
             event_id, event_type = "failed", "invoice.payment_failed"

@@ -88,6 +88,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "Try again, or use another card.",
         "result_processing": "Your payment is confirmed and being processed. We'll email you "
         "once it's done.",
+        "result_needs_confirmation": "Your card is saved. Your bank asks you to confirm this "
+        "payment: press Confirm payment.",
     },
     "es": {
         "page_title": "Actualiza tu tarjeta",
@@ -160,6 +162,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "Inténtalo de nuevo o usa otra tarjeta.",
         "result_processing": "Tu pago está confirmado y se está procesando. Te enviaremos un "
         "correo cuando termine.",
+        "result_needs_confirmation": "Tu tarjeta está guardada. Tu banco pide que confirmes "
+        "este pago: pulsa Confirmar pago.",
     },
     "zh_CN": {
         "page_title": "更新您的银行卡",
@@ -220,6 +224,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "result_not_authenticated": "付款未获确认，因此未产生任何扣款。"
         "请重试，或使用另一张银行卡。",
         "result_processing": "您的付款已确认，正在处理中。完成后我们会发邮件通知您。",
+        "result_needs_confirmation": "您的银行卡已保存。您的银行要求您确认这笔付款："
+        "请点击“确认付款”。",
     },
 }
 

@@ -42,6 +42,7 @@ NOTICES = {
     "unchanged": ("result_unchanged", "info"),
     "not_authenticated": ("result_not_authenticated", "bad"),
     "processing": ("result_processing", "info"),
+    "needs_confirmation": ("result_needs_confirmation", "info"),
 }
 # The renewal page (a customer link without a case) saves cards and charges nothing.
 RENEWAL_NOTICES = {

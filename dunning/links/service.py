@@ -66,6 +66,7 @@ class Outcome(StrEnum):
     SAVED = "saved"  # a customer link (no case): the card is saved, nothing is charged
     NOT_AUTHENTICATED = "not_authenticated"  # the customer did not confirm the payment
     PROCESSING = "processing"  # confirmed; the processor has not settled the invoice yet
+    NEEDS_CONFIRMATION = "needs_confirmation"  # the new card's bank asks the customer first
 
 
 @dataclass(frozen=True)
@@ -346,8 +347,17 @@ def _pay_now(claims: LinkClaims, adapter: StripeAdapter, target: _Target, ref: s
         or (result.error_code in ("card_declined", "expired_card", "incorrect_cvc"))
     )
     outcome = Outcome.PAID if result.paid else Outcome.DECLINED if declined else Outcome.FAILED
+    if not result.paid and (
+        result.error_code == "authentication_required"
+        or adapter.needs_authentication(result.invoice)
+    ):  # the new card's bank wants the customer present: confirm it on this page
+        result = replace(result, error_code="authentication_required")
+        outcome = Outcome.NEEDS_CONFIRMATION
     details = {"error_code": result.error_code, "decline_code": result.decline_code}
     _record_payment(target, claims, result, now, ref, {"outcome": outcome, **details})
+    if outcome == Outcome.NEEDS_CONFIRMATION:
+        with session_scope() as session:
+            authentication.on_action_required(session, target.invoice_id, at=now)
     return outcome
 
 

@@ -255,6 +255,14 @@ class StripeAdapter:
         found = [so.read_invoice_payment(p).payment_intent_id for p in payments["data"]]
         return [i for i in found if i]
 
+    def needs_authentication(self, invoice: dict[str, Any]) -> bool:
+        """The invoice's payment waits for the customer (3-D Secure): one of its payment
+        intents is in ``requires_action`` (what ``invoice.payment_action_required`` says)."""
+        return any(
+            self.payment_intent(intent).get("status") == "requires_action"
+            for intent in self.invoice_payment_intents(invoice)
+        )
+
     def charged_card(self, customer_id: str, subscription_id: str | None) -> ChargedCard:
         """The customer, subscription and the card the subscription is charged with (its
         own default, else the customer's), read fresh at the processor."""

@@ -24,6 +24,7 @@ from dunning.cases.payloads import ChargePayload, retry_key
 from dunning.console import case_view
 from dunning.db import session_scope
 from dunning.events.reconcile import reconcile
+from dunning.links import tokens
 from dunning.processors.stripe_adapter import StripeAdapter
 from dunning.scheduler import sweeper
 from dunning.scheduler.models import ActionKind
@@ -226,6 +227,44 @@ def test_a_declined_authentication_leaves_the_case_waiting_until_a_new_card_pays
     assert page.inner_text("[data-testid=message-title]") == "Thank you, you're all set"
     [refused] = phone.errors  # the browser logs localstripe's decline answer, nothing else
     assert "402" in refused and "/_authenticate" in refused
+    [closed] = rows("SELECT state, recovered_by FROM dunning_cases WHERE id = :c", c=case_id)
+    assert closed == {"state": "recovered", "recovered_by": "customer"}
+    assert scalar("SELECT count(*) FROM charge_attempts WHERE triggered_by = 'service'") == 0
+
+
+def test_a_new_card_whose_bank_asks_to_confirm_is_confirmed_on_the_same_page(
+    site: WebServer, processor: str, celery_worker: object, phone: Phone
+) -> None:
+    """A customer replaces a declined card with one that needs 3-D Secure: the page's
+    off-session payment cannot succeed, so the case waits for the customer and the page
+    asks them to confirm, which pays."""
+    sdk = sandbox.client(processor)
+    customer_id, _ = sandbox.subscribe(sdk, sandbox.FAILING_CARD)
+    reconcile(StripeAdapter(sandbox.API_KEY, processor))
+    wait_until(all_handled, what="reconciled events applied")
+    case_id = int(scalar("SELECT id FROM dunning_cases WHERE customer_id = :c", c=customer_id))
+
+    page = phone.page
+    page.goto(tokens.make_link(case_id, customer_id, None))
+    page.wait_for_selector("#card-element input[placeholder=number]")
+    fill_card(page, ALWAYS_AUTHENTICATE)
+    with page.expect_navigation():
+        page.click("#pay-button")
+        page.click("text=Complete authentication")  # the bank checks the card as it is saved
+    page.wait_for_selector("[data-testid=notice]")
+    assert page.url.endswith("?result=needs_confirmation")
+    assert "confirm" in page.inner_text("[data-testid=notice]")
+    [waiting] = rows(
+        "SELECT awaiting_action_since, decline_class FROM dunning_cases WHERE id = :c", c=case_id
+    )
+    assert waiting["awaiting_action_since"] is not None
+    assert ActionKind.RETRY_CHARGE not in _pending(case_id).values()
+
+    page.click("[data-testid=confirm-button]")
+    with page.expect_navigation():
+        page.click("text=Complete authentication")
+    page.wait_for_selector("[data-testid=message-title]")
+    assert page.inner_text("[data-testid=message-title]") == "Thank you, you're all set"
     [closed] = rows("SELECT state, recovered_by FROM dunning_cases WHERE id = :c", c=case_id)
     assert closed == {"state": "recovered", "recovered_by": "customer"}
     assert scalar("SELECT count(*) FROM charge_attempts WHERE triggered_by = 'service'") == 0
