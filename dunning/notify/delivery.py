@@ -35,6 +35,7 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -248,12 +249,18 @@ def _claim_row(session: Session, key: str, composed: Composed) -> Notification:
     return notification
 
 
-def _email(composed: Composed, notification: Notification, settings: Settings) -> OutgoingEmail:
+def _context(composed: Composed, notification: Notification, settings: Settings) -> dict[str, Any]:
+    """The template's values, with the signed link for this notice when it has one."""
     context = dict(composed.context)
     if composed.needs_link:
         context["update_url"] = update_url(
             composed.case_id, composed.customer_id, notification.id, settings
         )
+    return context
+
+
+def _email(composed: Composed, notification: Notification, settings: Settings) -> OutgoingEmail:
+    context = _context(composed, notification, settings)
     rendered = render_email(composed.template, composed.locale, context, brand=settings.branding())
     notification.locale = rendered.locale
     notification.details = {**notification.details, "subject": rendered.subject}
@@ -271,11 +278,7 @@ def _email(composed: Composed, notification: Notification, settings: Settings) -
 
 def _sms(composed: Composed, notification: Notification, settings: Settings) -> OutgoingSms:
     """The text, with the same signed link as the email; its segments go in the details."""
-    context = dict(composed.context)
-    if composed.needs_link:
-        context["update_url"] = update_url(
-            composed.case_id, composed.customer_id, notification.id, settings
-        )
+    context = _context(composed, notification, settings)
     rendered = render_sms(composed.template, composed.locale, context, brand=settings.branding())
     notification.locale = rendered.locale
     counted = segments.count(rendered.text)

@@ -35,6 +35,12 @@ class TransientSendError(SendError):
     """Not accepted this time; the same send may succeed later."""
 
 
+def transient_status(status: int) -> bool:
+    """An HTTP answer worth sending again later: timeout, too early, throttled, or the
+    provider's own failure (every HTTP sender's one rule)."""
+    return status in (408, 425, 429) or status >= 500
+
+
 class PermanentSendError(SendError):
     """Not accepted and never will be as it stands (bad address, bad configuration)."""
 
@@ -158,7 +164,7 @@ class HttpSender:
         except httpx.HTTPError as exc:
             raise TransientSendError(f"HTTP {type(exc).__name__}: {exc}") from exc
         status = response.status_code
-        if status in (408, 425, 429) or status >= 500:
+        if transient_status(status):
             raise TransientSendError(f"HTTP {status}: {response.text[:300]}")
         if status >= 400:
             raise PermanentSendError(f"HTTP {status}: {response.text[:300]}")

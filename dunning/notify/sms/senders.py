@@ -16,7 +16,7 @@ from typing import Protocol
 
 import httpx
 
-from dunning.notify.senders import PermanentSendError, TransientSendError
+from dunning.notify.senders import PermanentSendError, TransientSendError, transient_status
 from dunning.notify.sink import outbox_dir, store_sms
 from dunning.settings import Settings
 
@@ -68,7 +68,7 @@ class TwilioSender:
         except httpx.HTTPError as exc:
             raise TransientSendError(f"Twilio {type(exc).__name__}: {exc}") from exc
         status = response.status_code
-        if status in (408, 425, 429) or status >= 500:
+        if transient_status(status):
             raise TransientSendError(f"Twilio HTTP {status}: {_problem(response)}")
         if status >= 400:
             problem = _problem(response)
