@@ -12,13 +12,22 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import Session
 
 from dunning.cases.models import CaseDecision, CaseState, DunningCase
 from dunning.cases.payloads import ChargePayload, end_key, retry_key
 from dunning.ledger.models import ChargeAttempt, Invoice, TriggeredBy
-from dunning.ledger.queries import cards_on_file, charged_card, customer_time_zone, read_once
+from dunning.ledger.queries import (
+    cards_on_file,
+    charged_card,
+    customer_time_zone,
+    invoice_attempts,
+    read_once,
+    remember,
+)
 from dunning.policy import store
+from dunning.policy.activation import current_activation
 from dunning.policy.engine import classify_attempts, decide
 from dunning.policy.models import Policy
 from dunning.policy.records import Attempt, Card, Decision, DecisionKind
@@ -30,17 +39,7 @@ _CHARGE_KINDS = (ActionKind.RETRY_CHARGE, ActionKind.END_ACTION)
 
 
 def _attempts(session: Session, case: DunningCase) -> list[Attempt]:
-    rows = read_once(
-        session,
-        ("attempts", case.invoice_id),
-        lambda: session.scalars(
-            select(ChargeAttempt)
-            .where(ChargeAttempt.invoice_id == case.invoice_id)
-            .order_by(ChargeAttempt.attempted_at, ChargeAttempt.attempt_key)
-            .execution_options(populate_existing=True)
-        ).all(),
-    )
-    return [_attempt(row, case) for row in rows]
+    return [_attempt(row, case) for row in invoice_attempts(session, case.invoice_id)]
 
 
 def _attempt(row: ChargeAttempt, case: DunningCase) -> Attempt:
@@ -87,7 +86,10 @@ def decline_class(session: Session, case: DunningCase) -> str | None:
 def case_policy(session: Session, case: DunningCase) -> Policy:
     """The policy version the case follows (chosen, by the split, when it opens)."""
     if case.policy_id is None:
-        policy_id, policy = store.policy_for_customer(session, case.customer_id or case.invoice_id)
+        activation = read_once(session, ("policy activation",), lambda: current_activation(session))
+        policy_id, policy = store.policy_for_customer(
+            session, case.customer_id or case.invoice_id, activation
+        )
         case.policy_id, case.policy_version = policy_id, policy.version
         return policy
     return store.policy_by_id(session, case.policy_id)
@@ -225,12 +227,16 @@ def record(
     session: Session, case: DunningCase, decision: Decision, due: datetime, now: datetime
 ) -> None:
     """Add the decision to the case's timeline unless it repeats the last one."""
-    last = session.scalars(
-        select(CaseDecision)
-        .where(CaseDecision.case_id == case.id)
-        .order_by(CaseDecision.id.desc())
-        .limit(1)
-    ).first()
+    last = read_once(
+        session,
+        ("last decision", case.id),
+        lambda: session.scalars(
+            select(CaseDecision)
+            .where(CaseDecision.case_id == case.id)
+            .order_by(CaseDecision.id.desc())
+            .limit(1)
+        ).first(),
+    )
     if last and (last.kind, last.due_at, last.attempt_number, last.decline_class) == (
         decision.kind.value,
         due,
@@ -238,18 +244,33 @@ def record(
         decision.decline_class.value,
     ):
         return
-    session.add(
-        CaseDecision(
-            case_id=case.id,
-            decided_at=now,
-            kind=decision.kind.value,
-            due_at=due,
-            attempt_number=decision.attempt_number,
-            decline_class=decision.decline_class.value,
-            reason=decision.reason,
-            policy_id=case.policy_id,
-        )
+    added = CaseDecision(
+        case_id=case.id,
+        decided_at=now,
+        kind=decision.kind.value,
+        due_at=due,
+        attempt_number=decision.attempt_number,
+        decline_class=decision.decline_class.value,
+        reason=decision.reason,
+        policy_id=case.policy_id,
     )
+    session.add(added)
+    remember(session, ("last decision", case.id), added)
+
+
+def prefetch_decisions(session: Session, case_ids: list[int]) -> None:
+    """Read the last timeline entry of a batch's cases in one query (``reads_once``)."""
+    last = {
+        row.case_id: row
+        for row in session.scalars(
+            select(CaseDecision)
+            .where(CaseDecision.case_id.in_(case_ids))
+            .order_by(CaseDecision.case_id, CaseDecision.id.desc())
+            .ext(distinct_on(CaseDecision.case_id))
+        )
+    }
+    for case_id in case_ids:
+        remember(session, ("last decision", case_id), last.get(case_id))
 
 
 def cancel_pending(

@@ -16,6 +16,7 @@ schedules the charge actions.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import select
@@ -28,9 +29,14 @@ from dunning.cases.models import CaseState, DunningCase, RecoveredBy
 from dunning.cases.payloads import resume_key
 from dunning.db import table as core_table
 from dunning.ledger import apply
-from dunning.ledger.locks import lock_invoice
-from dunning.ledger.models import ChargeAttempt, Invoice, Subscription, TriggeredBy
-from dunning.ledger.queries import attempt_from_charge, forget_reads
+from dunning.ledger.locks import (
+    lock_invoice,
+    lock_invoices,
+    share_subscription,
+    share_subscriptions,
+)
+from dunning.ledger.models import ChargeAttempt, Invoice, TriggeredBy
+from dunning.ledger.queries import attempt_from_charge, prefetch, reads_once
 from dunning.notify import sequence as emails
 from dunning.policy.records import Decision
 from dunning.processors import stripe_objects as so
@@ -45,6 +51,20 @@ _RECOVERED_BY: dict[str, RecoveredBy] = {
 }
 
 
+@dataclass(frozen=True)
+class Failure:
+    """A failed charge of an invoice, as its case hears it: since when it failed, and
+    since when the customer must authenticate it (``cases.authentication``), if so."""
+
+    at: datetime
+    awaiting_since: datetime | None = None
+
+    def merged(self, other: Failure) -> Failure:
+        """Two failures of one invoice are one: the earliest of each time."""
+        waits = [t for t in (self.awaiting_since, other.awaiting_since) if t is not None]
+        return Failure(min(self.at, other.at), min(waits, default=None))
+
+
 def on_failed_charge(
     session: Session,
     invoice_id: str,
@@ -56,33 +76,76 @@ def on_failed_charge(
     """A charge on the invoice failed: open its case (or keep it), bring it up to date,
     and ask the policy what comes next (``awaiting_action``: the customer must
     authenticate it, ``cases.authentication``)."""
-    invoice = lock_invoice(session, invoice_id)
+    failure = Failure(at, at if awaiting_action else None)
+    return on_failed_charges(session, {invoice_id: failure}, now=now)[invoice_id]
+
+
+def on_failed_charges(
+    session: Session, failures: dict[str, Failure], *, now: datetime | None = None
+) -> dict[str, DunningCase]:
+    """``on_failed_charge`` for a batch of invoices: their locks, cases and ledger rows
+    are read in a few statements, then each case is brought up to date and planned."""
+    now = now or datetime.now(UTC)
+    ids = sorted(failures)
+    invoices = lock_invoices(session, {i: None for i in ids})
     session.execute(
         insert(core_table(DunningCase))
         .values(
-            invoice_id=invoice_id,
-            customer_id=invoice.customer_id,
-            subscription_id=invoice.subscription_id,
-            state=CaseState.OPEN,
-            amount=invoice.amount_due,
-            currency=invoice.currency,
-            opened_at=at,
+            [
+                {
+                    "invoice_id": i,
+                    "customer_id": invoices[i].customer_id,
+                    "subscription_id": invoices[i].subscription_id,
+                    "state": CaseState.OPEN,
+                    "amount": invoices[i].amount_due,
+                    "currency": invoices[i].currency,
+                    "opened_at": failures[i].at,
+                }
+                for i in ids
+            ]
         )
         .on_conflict_do_nothing(index_elements=["invoice_id"])
     )
-    case = _case_for(session, invoice_id)
-    assert case is not None
-    if at < case.opened_at:
-        case.opened_at = at
+    found = {
+        case.invoice_id: case
+        for case in session.scalars(
+            select(DunningCase)
+            .where(DunningCase.invoice_id.in_(ids))
+            .order_by(DunningCase.invoice_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    }
+    with reads_once(session):
+        share_subscriptions(session, [s for i in ids if (s := invoices[i].subscription_id)])
+        prefetch(
+            session,
+            ids,
+            [invoices[i].subscription_id for i in ids],
+            [invoices[i].customer_id for i in ids],
+        )
+        planner.prefetch_decisions(session, [case.id for case in found.values()])
+        for i in ids:
+            _follow_failure(session, found[i], invoices[i], failures[i], now)
+    return found
+
+
+def _follow_failure(
+    session: Session, case: DunningCase, invoice: Invoice, failure: Failure, now: datetime
+) -> None:
+    if failure.at < case.opened_at:
+        case.opened_at = failure.at
     _refresh(session, case, invoice)
-    if awaiting_action and case.state == CaseState.OPEN and case.awaiting_action_since is None:
-        case.awaiting_action_since = at
-    now = now or datetime.now(UTC)
+    if (
+        failure.awaiting_since is not None
+        and case.state == CaseState.OPEN
+        and case.awaiting_action_since is None
+    ):
+        case.awaiting_action_since = failure.awaiting_since
     planner.case_policy(session, case)  # chosen once, even for a case already closed
     if case.state == CaseState.OPEN:
         card_fetch.plan_fetch(session, case, now)
     replan(session, case, now)
-    return case
 
 
 def replan(session: Session, case: DunningCase, now: datetime) -> Decision | None:
@@ -113,6 +176,32 @@ def on_subscription_canceled(session: Session, subscription_id: str) -> None:
         on_invoice_changed(session, invoice_id)
 
 
+@dataclass
+class LedgerNews:
+    """What a batch of ledger changes means for the cases, gathered while the events
+    are applied and followed once per invoice after them (``follow``), so the order of
+    events within a batch never matters and an invoice's case is planned once."""
+
+    failures: dict[str, Failure] = field(default_factory=dict)
+    changed: set[str] = field(default_factory=set)
+    canceled_subscriptions: set[str] = field(default_factory=set)
+
+    def failed(self, invoice_id: str, at: datetime, *, awaiting_action: bool = False) -> None:
+        failure = Failure(at, at if awaiting_action else None)
+        old = self.failures.get(invoice_id)
+        self.failures[invoice_id] = old.merged(failure) if old else failure
+
+    def follow(self, session: Session) -> None:
+        """Tell the cases: cancellations, then failures, then the other invoice changes
+        (a failure's case is brought up to date with everything else anyway)."""
+        for subscription_id in sorted(self.canceled_subscriptions):
+            on_subscription_canceled(session, subscription_id)
+        if self.failures:
+            on_failed_charges(session, self.failures)
+        for invoice_id in sorted(self.changed - self.failures.keys()):
+            on_invoice_changed(session, invoice_id)
+
+
 def _case_for(session: Session, invoice_id: str) -> DunningCase | None:
     return session.execute(
         select(DunningCase)
@@ -130,7 +219,9 @@ def _refresh(session: Session, case: DunningCase, invoice: Invoice) -> None:
         case.amount = invoice.amount_due
     case.currency = invoice.currency or case.currency
     case.decline_class = planner.decline_class(session, case)
-    subscription = _share_subscription(session, case.subscription_id)
+    subscription = (
+        share_subscription(session, case.subscription_id) if case.subscription_id else None
+    )
     now = datetime.now(UTC)
     state, closed_at = CaseState.OPEN, None
     if invoice.status == "paid":
@@ -171,25 +262,6 @@ def _refresh(session: Session, case: DunningCase, invoice: Invoice) -> None:
             case_id=case.id,
             revive_any_canceled=True,
         )
-
-
-def _share_subscription(session: Session, subscription_id: str | None) -> Subscription | None:
-    """Read the subscription under a share lock (creating a bare row if unseen), so a
-    cancellation being applied concurrently is either seen here or sees this case."""
-    if not subscription_id:
-        return None
-    session.execute(
-        insert(core_table(Subscription))
-        .values(id=subscription_id)
-        .on_conflict_do_nothing(index_elements=["id"])
-    )
-    forget_reads(session)
-    return session.execute(
-        select(Subscription)
-        .where(Subscription.id == subscription_id)
-        .with_for_update(read=True)
-        .execution_options(populate_existing=True)
-    ).scalar_one()
 
 
 def _who_paid(session: Session, invoice_id: str) -> str:

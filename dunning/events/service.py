@@ -1,7 +1,9 @@
 """Handling stored events: dispatch by type, once, recording failures for replay.
 
-Each handler applies the event to the ledger, which returns what changed, and then
-tells the cases (the ledger itself knows nothing of them; docs/architecture.md).
+Each handler applies the event to the ledger, which returns what changed, and notes
+what that means for the cases (``cases.service.LedgerNews``); once a batch's events are
+applied, the cases follow, once per invoice (the ledger itself knows nothing of them;
+docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -18,14 +20,12 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from dunning import queue
-from dunning.cases import authentication
 from dunning.cases import service as cases
 from dunning.db import after_commit, session_scope
 from dunning.events.models import EventStatus, ProcessorEvent
 from dunning.events.store import INSERT_EVENTS_SQL, IncomingEvent, insert_params
 from dunning.ledger import apply
 from dunning.ledger.models import TriggeredBy
-from dunning.ledger.queries import reads_per_event
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,23 @@ MAX_AUTOMATIC_ATTEMPTS = 5
 TRANSACTION_EVENTS = 50
 _RETRYABLE_PGCODES = {"40P01", "40001"}  # deadlock, serialization failure
 
-Handler = Callable[[Session, dict[str, Any], ProcessorEvent], None]
+# A handler applies a batch of events of its types (payload, stored row) to the ledger
+# and notes what that means for the cases.
+Batch = list[tuple[dict[str, Any], ProcessorEvent]]
+Handler = Callable[[Session, Batch, cases.LedgerNews], None]
+OneHandler = Callable[[Session, dict[str, Any], ProcessorEvent, cases.LedgerNews], None]
+
+ACTION_REQUIRED = "invoice.payment_action_required"
+
+
+def _one_by_one(handle: OneHandler) -> Handler:
+    """A handler that applies its events one at a time."""
+
+    def handler(session: Session, batch: Batch, news: cases.LedgerNews) -> None:
+        for payload, event in batch:
+            handle(session, payload, event, news)
+
+    return handler
 
 
 def _obj(payload: dict[str, Any]) -> dict[str, Any]:
@@ -47,41 +63,47 @@ def _version(event: ProcessorEvent) -> int:
     return event.processor_created or int(event.received_at.timestamp())
 
 
-def _invoice_failed(s: Session, p: dict[str, Any], e: ProcessorEvent) -> None:
-    invoice, at = apply.apply_invoice_failed(
-        s, _obj(p), _version(e), e.event_id, triggered_by=TriggeredBy.PROCESSOR
-    )
-    cases.on_failed_charge(s, invoice.id, at=at)
+def _invoices_failed(s: Session, batch: Batch, news: cases.LedgerNews) -> None:
+    """``invoice.payment_failed`` and ``…payment_action_required`` (whose failure is
+    ``authentication_required``, and whose case waits: ``cases.authentication``),
+    applied together: the bulk of a renewal-day burst."""
+    failures = [
+        apply.InvoiceFailure(
+            _obj(p),
+            _version(e),
+            e.event_id,
+            TriggeredBy.PROCESSOR,
+            "authentication_required" if e.type == ACTION_REQUIRED else None,
+        )
+        for p, e in batch
+    ]
+    for (invoice, at), (_, e) in zip(apply.apply_invoices_failed(s, failures), batch, strict=True):
+        news.failed(invoice.id, at, awaiting_action=e.type == ACTION_REQUIRED)
 
 
-def _action_required(s: Session, p: dict[str, Any], e: ProcessorEvent) -> None:
-    invoice, at = apply.apply_invoice_failed(
-        s,
-        _obj(p),
-        _version(e),
-        e.event_id,
-        triggered_by=TriggeredBy.PROCESSOR,
-        failure_code="authentication_required",
-    )
-    authentication.on_action_required(s, invoice.id, at=at)
+@_one_by_one
+def _invoice_state(
+    s: Session, p: dict[str, Any], e: ProcessorEvent, news: cases.LedgerNews
+) -> None:
+    news.changed.add(apply.apply_invoice_state(s, _obj(p), _version(e)).id)
 
 
-def _invoice_state(s: Session, p: dict[str, Any], e: ProcessorEvent) -> None:
-    invoice = apply.apply_invoice_state(s, _obj(p), _version(e))
-    cases.on_invoice_changed(s, invoice.id)
-
-
-def _customer(s: Session, p: dict[str, Any], e: ProcessorEvent) -> None:
+@_one_by_one
+def _customer(s: Session, p: dict[str, Any], e: ProcessorEvent, news: cases.LedgerNews) -> None:
     apply.apply_customer(s, _obj(p), _version(e), deleted=e.type == "customer.deleted")
 
 
-def _subscription(s: Session, p: dict[str, Any], e: ProcessorEvent) -> None:
+@_one_by_one
+def _subscription(s: Session, p: dict[str, Any], e: ProcessorEvent, news: cases.LedgerNews) -> None:
     subscription = apply.apply_subscription(s, _obj(p), _version(e))
     if subscription.status == "canceled":
-        cases.on_subscription_canceled(s, subscription.id)
+        news.canceled_subscriptions.add(subscription.id)
 
 
-def _payment_method(s: Session, p: dict[str, Any], e: ProcessorEvent) -> None:
+@_one_by_one
+def _payment_method(
+    s: Session, p: dict[str, Any], e: ProcessorEvent, news: cases.LedgerNews
+) -> None:
     apply.apply_payment_method(
         s,
         _obj(p),
@@ -91,30 +113,35 @@ def _payment_method(s: Session, p: dict[str, Any], e: ProcessorEvent) -> None:
     )
 
 
-def _charge(s: Session, p: dict[str, Any], e: ProcessorEvent) -> None:
+@_one_by_one
+def _charge(s: Session, p: dict[str, Any], e: ProcessorEvent, news: cases.LedgerNews) -> None:
     charge = apply.apply_charge(s, _obj(p), e.event_id, triggered_by=TriggeredBy.PROCESSOR)
     if charge.invoice_id and not charge.succeeded:
-        cases.on_failed_charge(s, charge.invoice_id, at=charge.created or datetime.now(UTC))
+        news.failed(charge.invoice_id, charge.created or datetime.now(UTC))
 
 
-def _invoice_payment(s: Session, p: dict[str, Any], e: ProcessorEvent) -> None:
+@_one_by_one
+def _invoice_payment(
+    s: Session, p: dict[str, Any], e: ProcessorEvent, news: cases.LedgerNews
+) -> None:
     attached = apply.apply_invoice_payment(s, _obj(p))
     if attached is None:
         return
     invoice_id, failed_at = attached
     if failed_at is not None:
-        cases.on_failed_charge(s, invoice_id, at=failed_at)
+        news.failed(invoice_id, failed_at)
     else:
-        cases.on_invoice_changed(s, invoice_id)
+        news.changed.add(invoice_id)
 
 
-def _upcoming(s: Session, p: dict[str, Any], e: ProcessorEvent) -> None:
+@_one_by_one
+def _upcoming(s: Session, p: dict[str, Any], e: ProcessorEvent, news: cases.LedgerNews) -> None:
     apply.apply_upcoming(s, _obj(p), _version(e))
 
 
 HANDLERS: dict[str, Handler] = {
-    "invoice.payment_failed": _invoice_failed,
-    "invoice.payment_action_required": _action_required,
+    "invoice.payment_failed": _invoices_failed,
+    ACTION_REQUIRED: _invoices_failed,
     "invoice.payment_succeeded": _invoice_state,
     "invoice.paid": _invoice_state,
     "invoice.voided": _invoice_state,
@@ -165,7 +192,7 @@ def handle_event(event_pk: int) -> str | None:
                 events = _claim(session, [event_pk])
                 if not events:
                     return None
-                status = _apply(session, events[0])
+                [(status, _)] = _apply(session, events).items()
                 _mark(session, [event_pk], status)
                 return status
         except OperationalError as exc:
@@ -199,9 +226,7 @@ def _handle_batch(pks: list[int]) -> dict[str, int]:
     try:
         with session_scope() as session:
             events = _claim(session, pks)
-            done: dict[str, list[int]] = {}
-            for event in events:
-                done.setdefault(_apply(session, event), []).append(event.id)
+            done = _apply(session, events)
             for status, ids in done.items():
                 _mark(session, ids, status)
         counts = {status: len(ids) for status, ids in done.items()}
@@ -228,14 +253,23 @@ def _claim(session: Session, pks: Sequence[int]) -> list[ProcessorEvent]:
     )
 
 
-def _apply(session: Session, event: ProcessorEvent) -> str:
-    """Run the event's handler in the caller's transaction; its new status."""
-    handler = HANDLERS.get(event.type)
-    if handler is None:
-        return EventStatus.IGNORED
-    with reads_per_event(session):
-        handler(session, json.loads(event.body), event)
-    return EventStatus.HANDLED
+def _apply(session: Session, events: list[ProcessorEvent]) -> dict[str, list[int]]:
+    """Apply claimed events in the caller's transaction: each type's handler once with
+    all its events, then the cases follow once per invoice. Event ids by new status."""
+    batches: dict[Handler, Batch] = {}
+    done: dict[str, list[int]] = {}
+    for event in events:
+        handler = HANDLERS.get(event.type)
+        if handler is None:
+            done.setdefault(EventStatus.IGNORED, []).append(event.id)
+            continue
+        batches.setdefault(handler, []).append((json.loads(event.body), event))
+        done.setdefault(EventStatus.HANDLED, []).append(event.id)
+    news = cases.LedgerNews()
+    for handler, batch in batches.items():
+        handler(session, batch, news)
+    news.follow(session)
+    return done
 
 
 def _mark(session: Session, pks: list[int], status: str) -> None:

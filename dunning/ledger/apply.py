@@ -11,18 +11,19 @@ the caller (the event handler, a retry, the self-serve page) tells the cases.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, and_, case, delete, func, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from dunning.db import table as core_table
 from dunning.ledger.locks import (
     lock_invoice,
+    lock_invoices,
     lock_invoices_of_subscription,
     lock_payment_intent,
 )
@@ -169,9 +170,61 @@ def _invoice_may_change(table: Any, new_status: ColumnElement[Any], new_version:
 
 def apply_invoice(session: Session, obj: so.Obj, version: int) -> so.InvoiceRecord:
     """Upsert an invoice snapshot; return what the event said about it."""
+    return apply_invoices(session, [(obj, version)])[0]
+
+
+def apply_invoices(session: Session, snapshots: list[tuple[so.Obj, int]]) -> list[so.InvoiceRecord]:
+    """Upsert invoice snapshots (object, version) in as few statements as rows allow."""
     forget_reads(session)
-    rec = so.read_invoice(obj)
-    values = {
+    recs = [(so.read_invoice(obj), version) for obj, version in snapshots]
+    table = core_table(Invoice)
+    for part in _rounds(recs, lambda rv: rv[0].id):
+        stmt = insert(table).values([_invoice_row(rec, version) for rec, version in part])
+        changed: dict[str, Any] = {
+            c.name: stmt.excluded[c.name] for c in table.c if c.name in _INVOICE_SNAPSHOT
+        }
+        changed.update(
+            updated_at=func.now(),
+            attempt_count=func.greatest(table.c.attempt_count, stmt.excluded.attempt_count),
+        )
+        upsert = stmt.on_conflict_do_update(
+            index_elements=[table.c.id],
+            set_=changed,
+            where=_invoice_may_change(table, stmt.excluded.status, stmt.excluded.version),
+        )
+        written = set(session.scalars(upsert.returning(table.c.id)))
+        # A refused snapshot's attempt_count still counts, even from an older one.
+        for rec, _ in part:
+            if rec.id not in written:
+                session.execute(
+                    update(table)
+                    .where(table.c.id == rec.id, table.c.attempt_count < rec.attempt_count)
+                    .values(attempt_count=rec.attempt_count)
+                )
+    return [rec for rec, _ in recs]
+
+
+# What an invoice snapshot overwrites (``attempt_count`` only grows).
+_INVOICE_SNAPSHOT = (
+    "customer_id",
+    "subscription_id",
+    "status",
+    "billing_reason",
+    "amount_due",
+    "amount_paid",
+    "currency",
+    "next_payment_attempt",
+    "paid_at",
+    "voided_at",
+    "marked_uncollectible_at",
+    "hosted_invoice_url",
+    "processor_created",
+    "version",
+)
+
+
+def _invoice_row(rec: so.InvoiceRecord, version: int) -> dict[str, Any]:
+    return {
         "id": rec.id,
         "customer_id": rec.customer_id,
         "subscription_id": rec.subscription_id,
@@ -186,56 +239,60 @@ def apply_invoice(session: Session, obj: so.Obj, version: int) -> so.InvoiceReco
         "marked_uncollectible_at": rec.marked_uncollectible_at,
         "hosted_invoice_url": rec.hosted_invoice_url,
         "processor_created": rec.created,
+        "attempt_count": rec.attempt_count,
+        "version": version,
     }
-    table = core_table(Invoice)
-    stmt = insert(table).values(**values, attempt_count=rec.attempt_count, version=version)
-    changed: dict[str, Any] = {k: stmt.excluded[k] for k in values if k != "id"}
-    changed.update(
-        version=stmt.excluded.version,
-        updated_at=func.now(),
-        attempt_count=func.greatest(table.c.attempt_count, stmt.excluded.attempt_count),
-    )
-    upsert = stmt.on_conflict_do_update(
-        index_elements=[table.c.id],
-        set_=changed,
-        where=_invoice_may_change(table, stmt.excluded.status, stmt.excluded.version),
-    )
-    written = cast(CursorResult[Any], session.execute(upsert))
-    if written.rowcount == 0:  # refused: attempt_count still grows, even from an older one
-        session.execute(
-            update(table)
-            .where(table.c.id == rec.id, table.c.attempt_count < rec.attempt_count)
-            .values(attempt_count=rec.attempt_count)
-        )
-    return rec
+
+
+T = TypeVar("T")
+
+
+def _rounds(items: list[T], key: Callable[[T], Hashable]) -> list[list[T]]:
+    """Split ``items`` into parts in which no key repeats, in order: one multi-row
+    upsert may touch a row only once, and a row's later snapshots must come later."""
+    parts: list[list[T]] = []
+    last: dict[Hashable, int] = {}
+    for item in items:
+        k = key(item)
+        n = last[k] = last.get(k, -1) + 1
+        if n == len(parts):
+            parts.append([])
+        parts[n].append(item)
+    return parts
 
 
 def record_attempt(session: Session, values: dict[str, Any]) -> None:
-    """Insert a charge attempt or fill in what an earlier event about it did not say.
+    """Insert a charge attempt or fill in what an earlier event about it did not say."""
+    record_attempts(session, [values])
 
-    Whatever the order events arrive in, the row ends the same: the charge's own time
+
+def record_attempts(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert charge attempts or fill in what earlier events about them did not say.
+
+    Whatever the order events arrive in, a row ends the same: the charge's own time
     and event (``timed_by_charge``) win over an invoice event's; between two sources of
     the same rank the smaller event id wins; other facts fill in what is missing.
     """
     forget_reads(session)
+    for part in _rounds(rows, lambda values: values["attempt_key"]):
+        shapes: dict[tuple[tuple[str, ...], bool], list[dict[str, Any]]] = {}
+        for values in part:
+            shape = (tuple(sorted(values)), bool(values.get("numbered_by_invoice")))
+            shapes.setdefault(shape, []).append(values)
+        for (keys, numbered), same in shapes.items():
+            session.execute(_attempt_upsert(same, keys, numbered))
+    _renumber(session, sorted({v["invoice_id"] for v in rows if v.get("invoice_id")}))
+
+
+def _attempt_upsert(rows: list[dict[str, Any]], keys: tuple[str, ...], numbered: bool) -> Any:
+    """One multi-row upsert of attempts that say the same things (``keys``)."""
     table = core_table(ChargeAttempt)
-    stmt = insert(table).values(**values)
+    stmt = insert(table).values(rows)
     new, old = stmt.excluded, table.c
     fill: dict[str, Any] = {
-        k: func.coalesce(old[k], new[k])
-        for k in values
-        if k
-        not in (
-            "attempt_key",
-            "attempt_number",
-            "numbered_by_invoice",
-            "outcome",
-            "attempted_at",
-            "source_event_id",
-            "timed_by_charge",
-        )
+        k: func.coalesce(old[k], new[k]) for k in keys if k not in _ATTEMPT_RANKED
     }
-    if values.get("numbered_by_invoice"):
+    if numbered:
         fill["attempt_number"] = new.attempt_number
         fill["numbered_by_invoice"] = literal(True)
     fill["outcome"] = new.outcome
@@ -258,33 +315,45 @@ def record_attempt(session: Session, values: dict[str, Any]) -> None:
         (new.triggered_by != TriggeredBy.PROCESSOR.value, new.triggered_by),
         else_=old.triggered_by,
     )
-    session.execute(stmt.on_conflict_do_update(index_elements=[table.c.attempt_key], set_=fill))
-    invoice_id = values.get("invoice_id")
-    if invoice_id:
-        _renumber(session, invoice_id)
+    return stmt.on_conflict_do_update(index_elements=[table.c.attempt_key], set_=fill)
 
 
-def _renumber(session: Session, invoice_id: str) -> None:
-    """Number attempts the invoice did not number by time, so arrival order never matters.
+# Attempt columns an upsert decides by rank, not by filling in what is missing.
+_ATTEMPT_RANKED = (
+    "attempt_key",
+    "attempt_number",
+    "numbered_by_invoice",
+    "outcome",
+    "attempted_at",
+    "source_event_id",
+    "timed_by_charge",
+)
+
+
+def _renumber(session: Session, invoice_ids: list[str]) -> None:
+    """Number attempts the invoices did not number by time, so arrival order never matters.
 
     A current-API ``invoice.payment_failed`` names no charge, so its failure is first
     recorded as a stand-in ``<invoice>#<n>``. Once the invoice's n-th failed charge is
     known (linked through its payment intent), the stand-in is that same attempt and is
     dropped: one failure never counts twice against the policy or the network rules.
     """
+    if not invoice_ids:
+        return
     table = core_table(ChargeAttempt)
+    other = table.alias("charged")
     charges = (
         select(func.count())
         .where(
-            table.c.invoice_id == invoice_id,
-            table.c.charge_id.is_not(None),
-            table.c.outcome == "failed",
+            other.c.invoice_id == table.c.invoice_id,
+            other.c.charge_id.is_not(None),
+            other.c.outcome == "failed",
         )
         .scalar_subquery()
     )
     session.execute(
         delete(table).where(
-            table.c.invoice_id == invoice_id,
+            table.c.invoice_id.in_(invoice_ids),
             table.c.charge_id.is_(None),
             table.c.numbered_by_invoice.is_(True),
             table.c.attempt_number <= charges,
@@ -293,9 +362,14 @@ def _renumber(session: Session, invoice_id: str) -> None:
     numbered = (
         select(
             table.c.id,
-            func.row_number().over(order_by=(table.c.attempted_at, table.c.attempt_key)).label("n"),
+            func.row_number()
+            .over(
+                partition_by=table.c.invoice_id,
+                order_by=(table.c.attempted_at, table.c.attempt_key),
+            )
+            .label("n"),
         )
-        .where(table.c.invoice_id == invoice_id, table.c.outcome == "failed")
+        .where(table.c.invoice_id.in_(invoice_ids), table.c.outcome == "failed")
         .subquery()
     )
     session.execute(
@@ -303,6 +377,7 @@ def _renumber(session: Session, invoice_id: str) -> None:
         .where(
             table.c.id == numbered.c.id,
             table.c.numbered_by_invoice.is_(False),
+            table.c.attempt_number.is_distinct_from(numbered.c.n),
         )
         .values(attempt_number=numbered.c.n)
     )
@@ -379,9 +454,21 @@ def apply_invoice_payment(session: Session, obj: so.Obj) -> tuple[str, datetime 
     ).all()
     if not attached:
         return None
-    _renumber(session, invoice_id)
+    _renumber(session, [invoice_id])
     failed = [at for outcome, at in attached if outcome == "failed"]
     return invoice_id, min(failed, default=None)
+
+
+@dataclass(frozen=True)
+class InvoiceFailure:
+    """An event saying an invoice's payment failed. ``failure_code``: what the event's
+    type says of the failure (``authentication_required``) when the charge says nothing."""
+
+    obj: so.Obj
+    version: int
+    event_id: str
+    triggered_by: TriggeredBy
+    failure_code: str | None = None
 
 
 def apply_invoice_failed(
@@ -393,34 +480,46 @@ def apply_invoice_failed(
     failure_code: str | None = None,
 ) -> tuple[so.InvoiceRecord, datetime]:
     """An invoice payment failed: update the invoice and record the attempt; returns
-    the invoice and the time of the failure. ``failure_code`` is what the event's type
-    says of the failure (``authentication_required``) when the charge says nothing."""
-    rec = so.read_invoice(obj)
-    lock_invoice(session, rec.id, customer_id=rec.customer_id)
-    apply_invoice(session, obj, version)
-    at = datetime.fromtimestamp(version, tz=UTC)
-    attempt_number = max(rec.attempt_count, 1)
-    record_attempt(
-        session,
-        {
-            "attempt_key": rec.charge_id or f"{rec.id}#{attempt_number}",
-            "charge_id": rec.charge_id,
-            "payment_intent_id": rec.payment_intent_id,
-            "invoice_id": rec.id,
-            "customer_id": rec.customer_id,
-            "subscription_id": rec.subscription_id,
-            "attempt_number": attempt_number,
-            "numbered_by_invoice": True,
-            "attempted_at": at,
-            "amount": rec.amount_due,
-            "currency": rec.currency,
-            "outcome": "failed",
-            "failure_code": failure_code,
-            "triggered_by": triggered_by.value,
-            "source_event_id": event_id,
-        },
-    )
-    return rec, at
+    the invoice and the time of the failure."""
+    failure = InvoiceFailure(obj, version, event_id, triggered_by, failure_code)
+    return apply_invoices_failed(session, [failure])[0]
+
+
+def apply_invoices_failed(
+    session: Session, failures: list[InvoiceFailure]
+) -> list[tuple[so.InvoiceRecord, datetime]]:
+    """``apply_invoice_failed`` for a batch: the invoices locked (in id order), updated
+    and their attempts recorded in a few statements."""
+    recs = [so.read_invoice(f.obj) for f in failures]
+    customers: dict[str, str | None] = {}
+    for rec in recs:
+        customers[rec.id] = customers.get(rec.id) or rec.customer_id
+    lock_invoices(session, customers)
+    apply_invoices(session, [(f.obj, f.version) for f in failures])
+    attempts, ats = [], [datetime.fromtimestamp(f.version, tz=UTC) for f in failures]
+    for f, rec, at in zip(failures, recs, ats, strict=True):
+        attempt_number = max(rec.attempt_count, 1)
+        attempts.append(
+            {
+                "attempt_key": rec.charge_id or f"{rec.id}#{attempt_number}",
+                "charge_id": rec.charge_id,
+                "payment_intent_id": rec.payment_intent_id,
+                "invoice_id": rec.id,
+                "customer_id": rec.customer_id,
+                "subscription_id": rec.subscription_id,
+                "attempt_number": attempt_number,
+                "numbered_by_invoice": True,
+                "attempted_at": at,
+                "amount": rec.amount_due,
+                "currency": rec.currency,
+                "outcome": "failed",
+                "failure_code": f.failure_code,
+                "triggered_by": f.triggered_by.value,
+                "source_event_id": f.event_id,
+            }
+        )
+    record_attempts(session, attempts)
+    return list(zip(recs, ats, strict=True))
 
 
 def apply_invoice_state(session: Session, obj: so.Obj, version: int) -> so.InvoiceRecord:

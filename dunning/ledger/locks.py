@@ -13,7 +13,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from dunning.db import table as core_table
-from dunning.ledger.models import Invoice
+from dunning.ledger.models import Invoice, Subscription
+from dunning.ledger.queries import forget_reads, read_once, remember
 
 
 def lock_invoice(session: Session, invoice_id: str, *, customer_id: str | None = None) -> Invoice:
@@ -43,6 +44,77 @@ def lock_invoice(session: Session, invoice_id: str, *, customer_id: str | None =
         ensured.discard(invoice_id)
         return lock_invoice(session, invoice_id, customer_id=customer_id)
     return invoice
+
+
+def lock_invoices(session: Session, customers: dict[str, str | None]) -> dict[str, Invoice]:
+    """``lock_invoice`` for a batch of invoices (id: customer), in id order, in two
+    statements."""
+    ids = sorted(customers)
+    ensured: set[str] = session.info.setdefault("invoices_ensured", set())
+    unsure = [i for i in ids if i not in ensured or customers[i] is not None]
+    if unsure:
+        table = core_table(Invoice)
+        stmt = insert(table).values([{"id": i, "customer_id": customers[i]} for i in unsure])
+        session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["id"],
+                set_={"customer_id": stmt.excluded.customer_id},
+                where=table.c.customer_id.is_(None) & stmt.excluded.customer_id.is_not(None),
+            )
+        )
+        ensured.update(unsure)
+    locked = session.scalars(
+        select(Invoice)
+        .where(Invoice.id.in_(ids))
+        .order_by(Invoice.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    found = {invoice.id: invoice for invoice in locked}
+    for invoice_id in set(ids) - found.keys():  # the transaction that inserted it rolled back
+        ensured.discard(invoice_id)
+        found[invoice_id] = lock_invoice(session, invoice_id, customer_id=customers[invoice_id])
+    return found
+
+
+def share_subscriptions(session: Session, ids: list[str]) -> dict[str, Subscription]:
+    """Hold a share lock on subscriptions (creating bare rows for unseen ones), so a
+    cancellation applied concurrently either is seen or waits; the rows as locked."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    session.execute(
+        insert(core_table(Subscription))
+        .values([{"id": i} for i in wanted])
+        .on_conflict_do_nothing(index_elements=["id"])
+    )
+    forget_reads(session)
+    rows = session.scalars(
+        select(Subscription)
+        .where(Subscription.id.in_(wanted))
+        .order_by(Subscription.id)
+        .with_for_update(read=True)
+        .execution_options(populate_existing=True)
+    )
+    shared = {row.id: row for row in rows}
+    for i, row in shared.items():
+        remember(session, (Subscription, i), row)
+    session.info.setdefault("subscriptions_shared", set()).update(shared)
+    return shared
+
+
+def share_subscription(session: Session, subscription_id: str) -> Subscription:
+    """``share_subscriptions`` for one; a row this transaction already holds is not
+    locked again, only read (once, inside ``reads_once``)."""
+    if subscription_id not in session.info.get("subscriptions_shared", ()):
+        return share_subscriptions(session, [subscription_id])[subscription_id]
+    row = read_once(
+        session,
+        (Subscription, subscription_id),
+        lambda: session.get(Subscription, subscription_id, populate_existing=True),
+    )
+    assert row is not None  # the row was made sure of when it was locked
+    return row
 
 
 def lock_invoices_of_subscription(session: Session, subscription_id: str) -> list[str]:

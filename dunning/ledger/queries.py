@@ -4,9 +4,10 @@ Which card a subscription is charged with (and the backup cards after it), the
 customer's time zone, whether a subscription still renews and for how much, the last
 day a card can be charged, and how a processor charge becomes a charge-attempt row.
 
-While one event is applied (``reads_per_event``), the planner, the card updater and
-the emails ask for the same customer, subscription, card and attempts several times:
-each is read once, fresh, and forgotten whenever the ledger writes (``forget_reads``).
+While the cases follow a batch of ledger changes (``reads_once``), the planner, the
+card updater and the emails ask for the same customer, subscription, card and attempts
+several times: each is read once, fresh (``prefetch`` reads a whole batch's in a few
+queries), and forgotten whenever the ledger writes (``forget_reads``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
-from dunning.ledger.models import Customer, PaymentMethod, Subscription, TriggeredBy
+from dunning.ledger.models import ChargeAttempt, Customer, PaymentMethod, Subscription, TriggeredBy
 from dunning.processors.stripe_objects import ChargeRecord
 
 T = TypeVar("T")
@@ -35,8 +36,12 @@ CHARGED_CARD_ID: ColumnElement[Any] = func.coalesce(
 
 
 @contextmanager
-def reads_per_event(session: Session) -> Iterator[None]:
-    """Read each ledger row at most once while one event is applied."""
+def reads_once(session: Session) -> Iterator[None]:
+    """Read each ledger row at most once inside this block (re-entrant: an inner block
+    shares the outer one's reads)."""
+    if _READS in session.info:
+        yield
+        return
     session.info[_READS] = {}
     try:
         yield
@@ -68,6 +73,75 @@ def _get(session: Session, model: Any, key: str) -> Any:
     if _READS not in session.info:
         return session.get(model, key)
     return read_once(session, (model, key), lambda: session.get(model, key, populate_existing=True))
+
+
+def invoice_attempts(session: Session, invoice_id: str) -> list[ChargeAttempt]:
+    """The invoice's charge attempts in the order they happened."""
+    return read_once(
+        session,
+        ("attempts", invoice_id),
+        lambda: list(
+            session.scalars(
+                select(ChargeAttempt)
+                .where(ChargeAttempt.invoice_id == invoice_id)
+                .order_by(ChargeAttempt.attempted_at, ChargeAttempt.attempt_key)
+                .execution_options(populate_existing=True)
+            )
+        ),
+    )
+
+
+def prefetch(
+    session: Session,
+    invoice_ids: list[str],
+    subscription_ids: list[str | None],
+    customer_ids: list[str | None],
+) -> None:
+    """Read a batch's attempts, subscriptions, customers and charged cards in four
+    queries, so the cases that follow find them read (inside ``reads_once`` only)."""
+    reads: dict[tuple[Any, ...], Any] | None = session.info.get(_READS)
+    if reads is None:
+        return
+    by_invoice: dict[str, list[ChargeAttempt]] = {i: [] for i in invoice_ids}
+    for row in session.scalars(
+        select(ChargeAttempt)
+        .where(ChargeAttempt.invoice_id.in_(invoice_ids))
+        .order_by(ChargeAttempt.attempted_at, ChargeAttempt.attempt_key)
+        .execution_options(populate_existing=True)
+    ):
+        by_invoice[row.invoice_id or ""].append(row)
+    reads.update({("attempts", i): rows for i, rows in by_invoice.items()})
+    subscriptions = _load(session, Subscription, subscription_ids)
+    customers = _load(session, Customer, customer_ids)
+    cards = {
+        charged_card_id(subscriptions.get(s or ""), customers.get(c or ""))
+        for s, c in zip(subscription_ids, customer_ids, strict=True)
+    }
+    _load(session, PaymentMethod, list(cards))
+
+
+def _load(session: Session, model: Any, ids: list[str | None]) -> dict[str, Any]:
+    """Rows by id, fresh, remembered as read (a missing row as None); rows this block
+    already read are not read again."""
+    reads = session.info.get(_READS, {})
+    known = {i: reads[(model, i)] for i in ids if i and (model, i) in reads}
+    wanted = {i for i in ids if i and i not in known}
+    rows = dict(known)
+    if wanted:
+        found = session.scalars(
+            select(model).where(model.id.in_(wanted)).execution_options(populate_existing=True)
+        )
+        rows.update({row.id: row for row in found})
+    if _READS in session.info:
+        reads.update({(model, i): rows.get(i) for i in wanted})
+    return {i: row for i, row in rows.items() if row is not None}
+
+
+def remember(session: Session, key: tuple[Any, ...], value: Any) -> None:
+    """Note a row just read or written under ``key`` (inside ``reads_once`` only)."""
+    reads = session.info.get(_READS)
+    if reads is not None:
+        reads[key] = value
 
 
 def charged_card_id(subscription: Subscription | None, customer: Customer | None) -> str | None:

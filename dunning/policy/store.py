@@ -13,7 +13,7 @@ import hashlib
 from sqlalchemy.orm import Session
 
 from dunning.admin.actors import Actor
-from dunning.policy.activation import current_activation
+from dunning.policy.activation import Activation, current_activation
 from dunning.policy.models import Policy, PolicyError, parse_policy
 from dunning.policy.versions import StoredPolicy, get_policy_by_id, store_version
 from dunning.templates import template_names
@@ -66,10 +66,13 @@ def active_policy(session: Session) -> tuple[int, Policy]:
     return active.id, active.policy
 
 
-def policy_for_customer(session: Session, customer_id: str | None) -> tuple[int, Policy]:
+def policy_for_customer(
+    session: Session, customer_id: str | None, activation: Activation | None = None
+) -> tuple[int, Policy]:
     """The policy a new case of this customer gets: the split arm for a stable
-    ``split_percent`` % of customers, else the active one. Record the id on the case."""
-    activation = current_activation(session)
+    ``split_percent`` % of customers, else the active one. Record the id on the case.
+    ``activation``: the one the caller read already (a batch of cases reads it once)."""
+    activation = activation or current_activation(session)
     split = activation.split
     if (
         split is not None

@@ -45,7 +45,7 @@ def test_a_failing_event_is_recorded_and_its_neighbours_applied(clean_db: None) 
     assert events["evt_bad"]["status"] == "failed"
     assert events["evt_bad"]["handled_at"] is None
     assert "KeyError" in events["evt_bad"]["traceback"]
-    assert "apply_invoice_failed" in events["evt_bad"]["traceback"]
+    assert "apply_invoices_failed" in events["evt_bad"]["traceback"]
     assert all(
         r["status"] == "handled" and r["error"] is None for e, r in events.items() if e != "evt_bad"
     )
