@@ -20,7 +20,7 @@ from dunning.ledger.models import ChargeAttempt, Customer
 from dunning.notify.models import Notification
 from dunning.policy.records import DecisionKind
 from dunning.scheduler.models import ActionKind, ScheduledAction
-from dunning.scheduler.schedule import upsert_action
+from dunning.scheduler.schedule import cancel_case_actions, upsert_action
 
 _NOW_WINDOW = timedelta(minutes=5)
 
@@ -73,7 +73,7 @@ def pause(session: Session, case_id: int, actor: Actor | str) -> None:
     if case.paused:
         raise CaseActionRefused(f"case {case_id} is already paused")
     case.paused = True
-    planner.cancel_pending(session, case.id)
+    cancel_case_actions(session, case.id)
     _audit(session, actor, "case.pause", case, {})
 
 
@@ -97,7 +97,7 @@ def write_off(session: Session, case_id: int, actor: Actor | str, now: datetime)
     if session.scalar(select(ScheduledAction.id).where(ScheduledAction.dedupe_key == key)):
         raise CaseActionRefused(f"case {case_id} is already being written off")
     case.paused = False
-    planner.cancel_pending(session, case.id)
+    cancel_case_actions(session, case.id)
     upsert_action(
         session,
         key=key,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import Session
 
@@ -31,8 +31,8 @@ from dunning.policy.activation import current_activation
 from dunning.policy.engine import classify_attempts, decide
 from dunning.policy.models import Policy
 from dunning.policy.records import Attempt, Card, Decision, DecisionKind
-from dunning.scheduler.models import ActionKind, ActionStatus, ScheduledAction
-from dunning.scheduler.schedule import CANCELED_AS_UNNEEDED, upsert_action
+from dunning.scheduler.models import ActionKind
+from dunning.scheduler.schedule import cancel_case_actions, upsert_action
 
 # What a new decision replaces; the case's emails follow their own plan (notify.sequence).
 _CHARGE_KINDS = (ActionKind.RETRY_CHARGE, ActionKind.END_ACTION)
@@ -179,7 +179,7 @@ def decide_for(
 def plan(session: Session, case: DunningCase, now: datetime) -> Decision | None:
     """Decide what comes next for the case and schedule it (or cancel what it no longer needs)."""
     if case.state != CaseState.OPEN or case.paused:
-        cancel_pending(session, case.id)
+        cancel_case_actions(session, case.id)
         return None
     decision = decide_for(session, case, now)
     if decision is None:
@@ -210,7 +210,7 @@ def schedule(
         payment_method=decision.card.id if decision.card else None,
         pause_behavior=case_policy(session, case).pause_behavior.value,
     )
-    cancel_pending(session, case.id, keep=key, kinds=_CHARGE_KINDS)
+    cancel_case_actions(session, case.id, keep=key, kinds=_CHARGE_KINDS)
     upsert_action(
         session,
         key=key,
@@ -271,23 +271,3 @@ def prefetch_decisions(session: Session, case_ids: list[int]) -> None:
     }
     for case_id in case_ids:
         remember(session, ("last decision", case_id), last.get(case_id))
-
-
-def cancel_pending(
-    session: Session,
-    case_id: int,
-    keep: str | None = None,
-    *,
-    kinds: tuple[str, ...] | None = None,
-) -> None:
-    """Cancel the case's actions that have not started (all, or all but ``keep``, or
-    only those of ``kinds``)."""
-    stmt = update(ScheduledAction).where(
-        ScheduledAction.case_id == case_id,
-        ScheduledAction.status.in_((ActionStatus.PENDING, ActionStatus.CLAIMED)),
-    )
-    if keep is not None:
-        stmt = stmt.where(ScheduledAction.dedupe_key != keep)
-    if kinds is not None:
-        stmt = stmt.where(ScheduledAction.kind.in_(kinds))
-    session.execute(stmt.values(status=ActionStatus.CANCELED, result=CANCELED_AS_UNNEEDED))

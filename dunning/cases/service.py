@@ -42,7 +42,7 @@ from dunning.policy.records import Decision
 from dunning.processors import stripe_objects as so
 from dunning.processors.stripe_adapter import PayResult
 from dunning.scheduler.models import ActionKind
-from dunning.scheduler.schedule import upsert_action
+from dunning.scheduler.schedule import cancel_case_actions, upsert_action, written_together
 
 _RECOVERED_BY: dict[str, RecoveredBy] = {
     TriggeredBy.SERVICE: RecoveredBy.RETRY,
@@ -116,7 +116,7 @@ def on_failed_charges(
             .execution_options(populate_existing=True)
         )
     }
-    with reads_once(session):
+    with reads_once(session), written_together(session):
         share_subscriptions(session, [s for i in ids if (s := invoices[i].subscription_id)])
         prefetch(
             session,
@@ -250,7 +250,7 @@ def _refresh(session: Session, case: DunningCase, invoice: Invoice) -> None:
         case.recovered_amount = invoice.amount_paid or case.amount
         case.recovered_by = _who_paid(session, invoice.id)
     if state != CaseState.OPEN:
-        planner.cancel_pending(session, case.id)
+        cancel_case_actions(session, case.id)
         emails.on_case_closed(session, case, datetime.now(UTC))
     if was_paused and state == CaseState.RECOVERED and case.subscription_id:
         upsert_action(  # paid while paused: collection resumes (once per case)

@@ -19,7 +19,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dunning.cases.models import CaseState, DunningCase
@@ -31,7 +31,7 @@ from dunning.policy import store
 from dunning.policy.declines import DeclineClass
 from dunning.policy.records import Decision, DecisionKind
 from dunning.scheduler.models import ActionKind, ActionStatus, ScheduledAction
-from dunning.scheduler.schedule import upsert_action
+from dunning.scheduler.schedule import cancel_pending_keys, flush_actions, upsert_action
 from dunning.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,8 @@ EMAIL = "email"
 SMS = "sms"
 
 _FALLBACK_STEP_TEMPLATE = "payment_reminder"
+# Steps that came due together (the workers were down): only the latest goes out.
+SUPERSEDED = "superseded by a later email"
 _WARNED: set[str] = set()  # once per process, not on every re-plan
 
 
@@ -115,19 +117,6 @@ def schedule_email(
     )
 
 
-def _supersede(session: Session, keys: list[str]) -> None:
-    """Steps that came due together (the workers were down): only the latest goes out."""
-    if keys:
-        session.execute(
-            update(ScheduledAction)
-            .where(
-                ScheduledAction.dedupe_key.in_(keys),
-                ScheduledAction.status == ActionStatus.PENDING,
-            )
-            .values(status=ActionStatus.CANCELED, result="superseded by a later email")
-        )
-
-
 def plan_case_emails(
     session: Session, case: DunningCase, decision: Decision, now: datetime
 ) -> None:
@@ -187,7 +176,7 @@ def _plan(
     """Schedule one channel's notices; of those already due, only the latest goes out."""
     planned.sort(key=lambda item: item[1])
     due_now = [key for key, at, _ in planned if at <= now]
-    _supersede(session, due_now[:-1])
+    cancel_pending_keys(session, case.id, due_now[:-1], SUPERSEDED)
     for key, at, payload in planned:
         if key in due_now[:-1]:
             continue
@@ -204,6 +193,7 @@ def _needs_action_email(session: Session, case: DunningCase, decision: Decision)
         decision.decline_class != DeclineClass.AUTHENTICATION_REQUIRED
     ):
         return False
+    flush_actions(session)
     status = session.scalar(
         select(ScheduledAction.status).where(
             ScheduledAction.dedupe_key == case_key(case.id, ACTION_REQUIRED)

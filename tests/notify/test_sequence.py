@@ -73,9 +73,9 @@ def test_a_case_the_end_action_canceled_gets_the_cancellation_email(
         assert case is not None
         case.state, case.closed_at = "canceled", datetime.now(UTC)
         session.flush()
-        from dunning.cases import planner
+        from dunning.scheduler.schedule import cancel_case_actions
 
-        planner.cancel_pending(session, case_id)  # what closing the case does
+        cancel_case_actions(session, case_id)  # what closing the case does
         sequence.on_end_action(session, case, datetime.now(UTC))
     emails = _emails(case_id)
     assert emails.pop("canceled") == "pending"
