@@ -93,11 +93,10 @@ def _customer(s: Session, p: dict[str, Any], e: ProcessorEvent, news: cases.Ledg
     apply.apply_customer(s, _obj(p), _version(e), deleted=e.type == "customer.deleted")
 
 
-@_one_by_one
-def _subscription(s: Session, p: dict[str, Any], e: ProcessorEvent, news: cases.LedgerNews) -> None:
-    subscription = apply.apply_subscription(s, _obj(p), _version(e))
-    if subscription.status == "canceled":
-        news.canceled_subscriptions.add(subscription.id)
+def _subscriptions(s: Session, batch: Batch, news: cases.LedgerNews) -> None:
+    for subscription in apply.apply_subscriptions(s, [(_obj(p), _version(e)) for p, e in batch]):
+        if subscription.status == "canceled":
+            news.canceled_subscriptions.add(subscription.id)
 
 
 @_one_by_one
@@ -113,11 +112,11 @@ def _payment_method(
     )
 
 
-@_one_by_one
-def _charge(s: Session, p: dict[str, Any], e: ProcessorEvent, news: cases.LedgerNews) -> None:
-    charge = apply.apply_charge(s, _obj(p), e.event_id, triggered_by=TriggeredBy.PROCESSOR)
-    if charge.invoice_id and not charge.succeeded:
-        news.failed(charge.invoice_id, charge.created or datetime.now(UTC))
+def _charges(s: Session, batch: Batch, news: cases.LedgerNews) -> None:
+    charges = [(_obj(p), e.event_id) for p, e in batch]
+    for charge in apply.apply_charges(s, charges, TriggeredBy.PROCESSOR):
+        if charge.invoice_id and not charge.succeeded:
+            news.failed(charge.invoice_id, charge.created or datetime.now(UTC))
 
 
 @_one_by_one
@@ -153,9 +152,9 @@ HANDLERS: dict[str, Handler] = {
     "customer.created": _customer,
     "customer.updated": _customer,
     "customer.deleted": _customer,
-    "customer.subscription.created": _subscription,
-    "customer.subscription.updated": _subscription,
-    "customer.subscription.deleted": _subscription,
+    "customer.subscription.created": _subscriptions,
+    "customer.subscription.updated": _subscriptions,
+    "customer.subscription.deleted": _subscriptions,
     "payment_method.attached": _payment_method,
     "payment_method.updated": _payment_method,
     "payment_method.detached": _payment_method,
@@ -163,8 +162,8 @@ HANDLERS: dict[str, Handler] = {
     "customer.source.expiring": _payment_method,
     "customer.source.created": _payment_method,
     "customer.source.updated": _payment_method,
-    "charge.failed": _charge,
-    "charge.succeeded": _charge,
+    "charge.failed": _charges,
+    "charge.succeeded": _charges,
     "invoice_payment.paid": _invoice_payment,
 }
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, and_, case, delete, func, literal, or_, select, update
@@ -26,6 +27,7 @@ from dunning.ledger.locks import (
     lock_invoices,
     lock_invoices_of_subscription,
     lock_payment_intent,
+    lock_payment_intents,
 )
 from dunning.ledger.models import (
     ChargeAttempt,
@@ -47,17 +49,18 @@ _INVOICE_RANK = {"unknown": 0, "draft": 1, "open": 2, "uncollectible": 3, "paid"
 def _upsert(session: Session, model: Any, values: dict[str, Any], version: int) -> None:
     """Insert or update a snapshot row unless the stored one is newer."""
     forget_reads(session)
+    session.execute(_snapshot_upsert(model, tuple(values)), {**values, "version": version})
+
+
+@cache
+def _snapshot_upsert(model: Any, keys: tuple[str, ...]) -> Any:
     table = core_table(model)
-    stmt = insert(table).values(**values, version=version)
-    changed: dict[str, Any] = {k: stmt.excluded[k] for k in values if k != "id"}
+    stmt = insert(table)
+    changed: dict[str, Any] = {k: stmt.excluded[k] for k in keys if k != "id"}
     changed["version"] = stmt.excluded.version
     changed["updated_at"] = func.now()
-    session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[table.c.id],
-            set_=changed,
-            where=table.c.version <= stmt.excluded.version,
-        )
+    return stmt.on_conflict_do_update(
+        index_elements=[table.c.id], set_=changed, where=table.c.version <= stmt.excluded.version
     )
 
 
@@ -82,9 +85,30 @@ def apply_customer(session: Session, obj: so.Obj, version: int, deleted: bool = 
 
 def apply_subscription(session: Session, obj: so.Obj, version: int) -> so.SubscriptionRecord:
     """Upsert a subscription snapshot; a cancellation first locks its invoices."""
+    return apply_subscriptions(session, [(obj, version)])[0]
+
+
+def apply_subscriptions(
+    session: Session, snapshots: list[tuple[so.Obj, int]]
+) -> list[so.SubscriptionRecord]:
+    """Upsert subscription snapshots (object, version); cancellations first lock their
+    invoices (lock order: invoice, then subscription, ``ledger.locks``)."""
     forget_reads(session)
-    rec = so.read_subscription(obj)
-    values = {
+    recs = [(so.read_subscription(obj), version) for obj, version in snapshots]
+    for subscription_id in sorted({rec.id for rec, _ in recs if rec.status == "canceled"}):
+        lock_invoices_of_subscription(session, subscription_id)
+    for part in _rounds(recs, lambda rv: rv[0].id):
+        shapes: dict[bool, list[dict[str, Any]]] = {}
+        for rec, version in part:
+            row = _subscription_row(rec, version)
+            shapes.setdefault("pause_behavior" in row, []).append(row)
+        for pause, rows in shapes.items():
+            session.execute(_subscription_upsert(pause), rows)
+    return [rec for rec, _ in recs]
+
+
+def _subscription_row(rec: so.SubscriptionRecord, version: int) -> dict[str, Any]:
+    row = {
         "id": rec.id,
         "customer_id": rec.customer_id,
         "status": rec.status,
@@ -99,27 +123,51 @@ def apply_subscription(session: Session, obj: so.Obj, version: int) -> so.Subscr
         "canceled_at": rec.canceled_at,
         "default_payment_method_id": rec.default_payment_method_id,
         "start_date": rec.start_date,
+        "version": version,
     }
     if rec.says_pause:  # collection paused at Stripe (by our end action or by hand)
-        values["pause_behavior"] = rec.pause_behavior
-    if rec.status == "canceled":  # lock order: invoice, then subscription (ledger.locks)
-        lock_invoices_of_subscription(session, rec.id)
+        row["pause_behavior"] = rec.pause_behavior
+    return row
+
+
+@cache
+def _subscription_upsert(pause: bool) -> Any:
+    """The subscription snapshot upsert (``pause``: the snapshot says its pause)."""
     table = core_table(Subscription)
-    stmt = insert(table).values(**values, version=version)
-    changed: dict[str, Any] = {k: stmt.excluded[k] for k in values if k != "id"}
-    changed.update(version=stmt.excluded.version, updated_at=func.now())
+    stmt = insert(table)
+    keys = [c.name for c in table.c if c.name in _SUBSCRIPTION_SNAPSHOT]
+    changed: dict[str, Any] = {k: stmt.excluded[k] for k in keys}
+    if pause:
+        changed["pause_behavior"] = stmt.excluded.pause_behavior
+    changed["updated_at"] = func.now()
     # A canceled subscription is final: no older or same-second snapshot revives it.
-    session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[table.c.id],
-            set_=changed,
-            where=and_(
-                table.c.version <= stmt.excluded.version,
-                or_(table.c.status != "canceled", stmt.excluded.status == "canceled"),
-            ),
-        )
+    return stmt.on_conflict_do_update(
+        index_elements=[table.c.id],
+        set_=changed,
+        where=and_(
+            table.c.version <= stmt.excluded.version,
+            or_(table.c.status != "canceled", stmt.excluded.status == "canceled"),
+        ),
     )
-    return rec
+
+
+# What a subscription snapshot overwrites.
+_SUBSCRIPTION_SNAPSHOT = (
+    "customer_id",
+    "status",
+    "plan_id",
+    "plan_name",
+    "interval",
+    "interval_count",
+    "amount",
+    "currency",
+    "current_period_end",
+    "cancel_at_period_end",
+    "canceled_at",
+    "default_payment_method_id",
+    "start_date",
+    "version",
+)
 
 
 def apply_payment_method(
@@ -157,7 +205,7 @@ def _invoice_may_change(table: Any, new_status: ColumnElement[Any], new_version:
     """Whether a snapshot may overwrite the stored invoice row."""
     old_rank = case(_INVOICE_RANK, value=table.c.status, else_=0)
     new_rank = case(_INVOICE_RANK, value=new_status, else_=0)
-    final = table.c.status.in_(("paid", "void"))
+    final = or_(table.c.status == "paid", table.c.status == "void")  # no expanding IN: executemany
     return and_(
         ~final | (table.c.status == new_status),
         or_(
@@ -179,20 +227,8 @@ def apply_invoices(session: Session, snapshots: list[tuple[so.Obj, int]]) -> lis
     recs = [(so.read_invoice(obj), version) for obj, version in snapshots]
     table = core_table(Invoice)
     for part in _rounds(recs, lambda rv: rv[0].id):
-        stmt = insert(table).values([_invoice_row(rec, version) for rec, version in part])
-        changed: dict[str, Any] = {
-            c.name: stmt.excluded[c.name] for c in table.c if c.name in _INVOICE_SNAPSHOT
-        }
-        changed.update(
-            updated_at=func.now(),
-            attempt_count=func.greatest(table.c.attempt_count, stmt.excluded.attempt_count),
-        )
-        upsert = stmt.on_conflict_do_update(
-            index_elements=[table.c.id],
-            set_=changed,
-            where=_invoice_may_change(table, stmt.excluded.status, stmt.excluded.version),
-        )
-        written = set(session.scalars(upsert.returning(table.c.id)))
+        rows = [_invoice_row(rec, version) for rec, version in part]
+        written = set(session.scalars(_invoice_upsert(), rows))
         # A refused snapshot's attempt_count still counts, even from an older one.
         for rec, _ in part:
             if rec.id not in written:
@@ -202,6 +238,23 @@ def apply_invoices(session: Session, snapshots: list[tuple[so.Obj, int]]) -> lis
                     .values(attempt_count=rec.attempt_count)
                 )
     return [rec for rec, _ in recs]
+
+
+@cache
+def _invoice_upsert() -> Any:
+    """The invoice snapshot upsert, returning the ids it wrote."""
+    table = core_table(Invoice)
+    stmt = insert(table)
+    changed: dict[str, Any] = {name: stmt.excluded[name] for name in _INVOICE_SNAPSHOT}
+    changed.update(
+        updated_at=func.now(),
+        attempt_count=func.greatest(table.c.attempt_count, stmt.excluded.attempt_count),
+    )
+    return stmt.on_conflict_do_update(
+        index_elements=[table.c.id],
+        set_=changed,
+        where=_invoice_may_change(table, stmt.excluded.status, stmt.excluded.version),
+    ).returning(table.c.id)
 
 
 # What an invoice snapshot overwrites (``attempt_count`` only grows).
@@ -280,14 +333,15 @@ def record_attempts(session: Session, rows: list[dict[str, Any]]) -> None:
             shape = (tuple(sorted(values)), bool(values.get("numbered_by_invoice")))
             shapes.setdefault(shape, []).append(values)
         for (keys, numbered), same in shapes.items():
-            session.execute(_attempt_upsert(same, keys, numbered))
+            session.execute(_attempt_upsert(keys, numbered), same)
     _renumber(session, sorted({v["invoice_id"] for v in rows if v.get("invoice_id")}))
 
 
-def _attempt_upsert(rows: list[dict[str, Any]], keys: tuple[str, ...], numbered: bool) -> Any:
-    """One multi-row upsert of attempts that say the same things (``keys``)."""
+@cache
+def _attempt_upsert(keys: tuple[str, ...], numbered: bool) -> Any:
+    """The upsert of attempts that say the same things (``keys``)."""
     table = core_table(ChargeAttempt)
-    stmt = insert(table).values(rows)
+    stmt = insert(table)
     new, old = stmt.excluded, table.c
     fill: dict[str, Any] = {
         k: func.coalesce(old[k], new[k]) for k in keys if k not in _ATTEMPT_RANKED
@@ -388,31 +442,55 @@ def apply_charge(
 ) -> so.ChargeRecord:
     """Record a charge outcome (locking its invoice first); return what it said, with
     the invoice its payment intent pays when the charge itself names none (current API)."""
-    rec = so.read_charge(obj)
-    if not rec.invoice_id and rec.payment_intent_id:
-        lock_payment_intent(session, rec.payment_intent_id)
-        linked = session.scalar(
-            select(InvoicePayment.invoice_id).where(
-                InvoicePayment.payment_intent_id == rec.payment_intent_id
+    return apply_charges(session, [(obj, event_id)], triggered_by)[0]
+
+
+def apply_charges(
+    session: Session, charges: list[tuple[so.Obj, str]], triggered_by: TriggeredBy
+) -> list[so.ChargeRecord]:
+    """``apply_charge`` for a batch of (charge, event id): payment intents locked, links
+    read, invoices locked and attempts recorded in a few statements."""
+    recs = [so.read_charge(obj) for obj, _ in charges]
+    intents = sorted({r.payment_intent_id or "" for r in recs if not r.invoice_id} - {""})
+    if intents:
+        lock_payment_intents(session, intents)
+        links: dict[str, str] = {
+            row.payment_intent_id: row.invoice_id
+            for row in session.execute(
+                select(InvoicePayment.payment_intent_id, InvoicePayment.invoice_id).where(
+                    InvoicePayment.payment_intent_id.in_(intents)
+                )
             )
-        )
-        rec = replace(rec, invoice_id=linked)
-    if rec.invoice_id:
-        lock_invoice(session, rec.invoice_id, customer_id=rec.customer_id)
-    record_attempt(
+        }
+        recs = [
+            replace(r, invoice_id=links.get(r.payment_intent_id or ""))
+            if not r.invoice_id and r.payment_intent_id
+            else r
+            for r in recs
+        ]
+    customers: dict[str, str | None] = {}
+    for rec in recs:
+        if rec.invoice_id:
+            customers[rec.invoice_id] = customers.get(rec.invoice_id) or rec.customer_id
+    if customers:
+        lock_invoices(session, customers)
+    record_attempts(
         session,
-        attempt_from_charge(
-            rec,
-            attempt_key=rec.id,
-            invoice_id=rec.invoice_id,
-            attempted_at=rec.created,
-            succeeded=rec.succeeded,
-            triggered_by=triggered_by,
-            source_event_id=event_id,
-        )
-        | {"timed_by_charge": rec.created is not None},
+        [
+            attempt_from_charge(
+                rec,
+                attempt_key=rec.id,
+                invoice_id=rec.invoice_id,
+                attempted_at=rec.created,
+                succeeded=rec.succeeded,
+                triggered_by=triggered_by,
+                source_event_id=event_id,
+            )
+            | {"timed_by_charge": rec.created is not None}
+            for rec, (_, event_id) in zip(recs, charges, strict=True)
+        ],
     )
-    return rec
+    return recs
 
 
 def apply_invoice_payment(session: Session, obj: so.Obj) -> tuple[str, datetime | None] | None:

@@ -8,7 +8,7 @@ bare one when the invoice has not been seen yet).
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import ARRAY, Text, func, literal, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -132,6 +132,15 @@ def lock_invoices_of_subscription(session: Session, subscription_id: str) -> lis
 def lock_payment_intent(session: Session, payment_intent_id: str) -> None:
     """Serialise a charge and the ``invoice_payment`` naming its payment intent, so the
     one applied second always sees the first (an advisory lock: there may be no row)."""
+    lock_payment_intents(session, [payment_intent_id])
+
+
+def lock_payment_intents(session: Session, payment_intent_ids: list[str]) -> None:
+    """``lock_payment_intent`` for several, in id order, in one statement."""
+    given = literal(sorted(set(payment_intent_ids)), ARRAY(Text))
+    ids = func.unnest(given).table_valued("id").render_derived()
     session.execute(
-        select(func.pg_advisory_xact_lock(func.hashtextextended("pi:" + payment_intent_id, 0)))
+        select(func.pg_advisory_xact_lock(func.hashtextextended("pi:" + ids.c.id, 0)))
+        .select_from(ids)
+        .order_by(ids.c.id)
     )

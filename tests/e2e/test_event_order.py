@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import random
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
+import pytest
+from sqlalchemy import text
 
+from tests.support.cases import store
 from tests.support.env import WEBHOOK_SECRET
 from tests.support.ledger import all_handled, rows, wait_until
 from tests.support.servers import WebServer
@@ -239,6 +243,14 @@ def _ledger() -> dict[str, list[dict[str, Any]]]:
     return ledger
 
 
+def _truncate() -> None:
+    from dunning.db import get_engine
+    from dunning.models import Base
+
+    with get_engine().begin() as conn:
+        conn.execute(text("TRUNCATE " + ", ".join(t.name for t in Base.metadata.sorted_tables)))
+
+
 def _deliver(url: str, events: list[dict[str, Any]], concurrency: int = 1) -> None:
     with httpx.Client(timeout=10) as client, ThreadPoolExecutor(concurrency) as pool:
         answers = list(
@@ -290,13 +302,7 @@ def test_shuffled_duplicated_delivery_gives_the_same_ledger(
     assert all(pm["updated_by_network_at"] for pm in ordered["payment_methods"])
     assert {s["upcoming_amount"] for s in ordered["subscriptions"]} == {4100}
 
-    from sqlalchemy import text
-
-    from dunning.db import get_engine
-    from dunning.models import Base
-
-    with get_engine().begin() as conn:
-        conn.execute(text("TRUNCATE " + ", ".join(t.name for t in Base.metadata.sorted_tables)))
+    _truncate()
     rng = random.Random(20261122)
     noisy = events * 3  # each event three times, in any order
     rng.shuffle(noisy)
@@ -311,3 +317,31 @@ def test_shuffled_duplicated_delivery_gives_the_same_ledger(
             if a[key] != b[key]
         ]
         assert differences == [], name
+
+
+def test_one_batch_of_every_kind_applies_without_falling_back(
+    clean_db: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The set-based batch path, not its one-by-one fallback, gives the in-order ledger.
+
+    Each event of the scenario is applied on its own, in order; then, on an empty
+    database, all of them shuffled in batches (several snapshots of one invoice or
+    subscription in one batch included). No batch may roll back, and the ledger,
+    cases and plans must be the same.
+    """
+    from dunning.events.service import TRANSACTION_EVENTS, handle_event, handle_events
+
+    events = scenario()
+    assert len(events) > TRANSACTION_EVENTS  # more than one batch
+    assert [handle_event(pk) for pk in store(*events)] == ["handled"] * len(events)
+    ordered = _ledger()
+
+    _truncate()
+    shuffled = list(events)
+    random.Random(20261202).shuffle(shuffled)
+    with caplog.at_level(logging.INFO, logger="dunning.events.service"):
+        assert handle_events(store(*shuffled)) == {"handled": len(events)}
+    assert not [r for r in caplog.records if "rolled back" in r.getMessage()]
+    batched = _ledger()
+    for name, table in ordered.items():
+        assert batched[name] == table, name
