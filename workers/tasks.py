@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 @app.task(name="workers.tasks.apply_events")
 def apply_events(event_ids: list[int]) -> dict[str, int]:
     """Apply stored events, a batch to a transaction (a failing one alone); safe to run twice."""
-    return service.handle_events(event_ids)
+    return service.handle_events(event_ids, top_up=True)
 
 
 @app.task(name="workers.tasks.sweep_events")

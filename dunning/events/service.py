@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -204,17 +204,24 @@ def handle_event(event_pk: int) -> str | None:
     return None
 
 
-def handle_events(event_pks: Sequence[int]) -> dict[str, int]:
-    """Apply events, ``TRANSACTION_EVENTS`` to a transaction; count the outcomes."""
+def handle_events(event_pks: Sequence[int], *, top_up: bool = False) -> dict[str, int]:
+    """Apply events, ``TRANSACTION_EVENTS`` to a transaction; count the outcomes.
+
+    ``top_up`` (the workers): fill a short batch with the oldest other pending events.
+    A burst's webhooks arrive as many small task messages, and a batch costs about the
+    same few statements whatever its size; the messages of events applied this way find
+    them handled and skip them.
+    """
     pks = sorted(set(event_pks))
     counts: dict[str, int] = {}
     for first in range(0, len(pks), TRANSACTION_EVENTS):
-        for status, n in _handle_batch(pks[first : first + TRANSACTION_EVENTS]).items():
+        batch = pks[first : first + TRANSACTION_EVENTS]
+        for status, n in _handle_batch(batch, top_up=top_up).items():
             counts[status] = counts.get(status, 0) + n
     return {status: n for status, n in counts.items() if n}
 
 
-def _handle_batch(pks: list[int]) -> dict[str, int]:
+def _handle_batch(pks: list[int], *, top_up: bool = False) -> dict[str, int]:
     """Apply a batch of events in one transaction.
 
     One claim, one status update and one commit per batch is what makes a renewal-day
@@ -224,12 +231,12 @@ def _handle_batch(pks: list[int]) -> dict[str, int]:
     """
     try:
         with session_scope() as session:
-            events = _claim(session, pks)
+            events = _claim(session, pks, fill_to=TRANSACTION_EVENTS if top_up else 0)
             done = _apply(session, events)
             for status, ids in done.items():
                 _mark(session, ids, status)
         counts = {status: len(ids) for status, ids in done.items()}
-        counts["skipped"] = len(pks) - len(events)
+        counts["skipped"] = len(set(pks) - {event.id for event in events})
         return counts
     except Exception as exc:
         log.info("batch of %d events rolled back (%s); applying one by one", len(pks), exc)
@@ -240,12 +247,27 @@ def _handle_batch(pks: list[int]) -> dict[str, int]:
     return counts
 
 
-def _claim(session: Session, pks: Sequence[int]) -> list[ProcessorEvent]:
-    """Lock the unhandled events among ``pks`` at once, skipping those another worker holds."""
+def _claim(session: Session, pks: Sequence[int], *, fill_to: int = 0) -> list[ProcessorEvent]:
+    """Lock the unhandled events among ``pks`` at once, skipping those another worker
+    holds; with ``fill_to``, and the oldest other pending events up to that many."""
+    wanted: ColumnElement[bool] = ProcessorEvent.id.in_(pks)
+    if fill_to > len(pks):
+        others = (
+            select(ProcessorEvent.id)
+            .where(
+                ProcessorEvent.handled_at.is_(None),
+                ProcessorEvent.status == EventStatus.PENDING,
+                ProcessorEvent.id.not_in(pks),
+            )
+            .order_by(ProcessorEvent.received_at)
+            .limit(fill_to - len(pks))
+            .with_for_update(skip_locked=True)
+        )
+        wanted = or_(wanted, ProcessorEvent.id.in_(others.scalar_subquery()))
     return list(
         session.scalars(
             select(ProcessorEvent)
-            .where(ProcessorEvent.id.in_(pks), ProcessorEvent.handled_at.is_(None))
+            .where(wanted, ProcessorEvent.handled_at.is_(None))
             .order_by(ProcessorEvent.id)
             .with_for_update(skip_locked=True)
         )

@@ -64,6 +64,20 @@ def test_a_batch_applies_each_event_once(clean_db: None) -> None:
     assert rows("SELECT count(*) AS n FROM case_decisions") == [{"n": 3}]
 
 
+def test_a_short_batch_is_topped_up_with_other_pending_events(clean_db: None) -> None:
+    bad = event("invoice.payment_failed", {"object": "invoice"}, created=T, event_id="evt_bad")
+    [bad_pk] = store(bad)
+    assert handle_events([bad_pk]) == {"failed": 1}
+    pks = store(*(event("invoice.payment_failed", _failed_invoice(n), created=T) for n in range(4)))
+
+    # The first event's message applies all four; a failed event waits for a replay.
+    assert handle_events(pks[:1], top_up=True) == {"handled": 4}
+    assert handle_events(pks[1:], top_up=True) == {"skipped": 3}
+    statuses = rows("SELECT event_id, status FROM processor_events ORDER BY id")
+    assert [r["status"] for r in statuses] == ["failed"] + ["handled"] * 4
+    assert len(rows("SELECT id FROM dunning_cases")) == 4
+
+
 def test_phone_and_start_date_follow_the_version_rule(clean_db: None) -> None:
     newer = fixture("customer", phone="+33612345678")
     older = fixture("customer", phone="+33100000000")

@@ -30,10 +30,12 @@ COHORT_AGGREGATES = f"""
     coalesce(sum({PAID}) FILTER (WHERE {RECOVERED}), 0)::bigint AS recovered_amount
 """
 SECONDS_TO_RECOVERY = "greatest(extract(epoch FROM c.closed_at - c.opened_at), 0)"
-WHOLE_DAYS_TO_RECOVERY = "greatest(extract(day FROM c.closed_at - c.opened_at), 0)"
+WHOLE_DAYS_TO_RECOVERY = "greatest(date_part('day', c.closed_at - c.opened_at), 0)"
 """``floor(SECONDS_TO_RECOVERY / 86400)``: the difference of two instants is an interval of
 whole 24-hour days and a time under a day (never months), so its day field is the floor;
-read from the interval, not divided as ``numeric``, which costs a second a million cases."""
+read from the interval, not divided as ``numeric``, which costs a second a million cases,
+and as ``float8`` (``date_part``; a whole number, so exact), not as ``extract``'s
+``numeric``, which costs a tenth of one."""
 RENEWAL = (
     "(i.billing_reason = 'subscription_cycle' OR (i.billing_reason IS NULL"
     " AND coalesce(i.subscription_id, {case_subscription}) IS NOT NULL))"
