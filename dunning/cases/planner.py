@@ -19,6 +19,7 @@ from dunning.cases.models import CaseDecision, CaseState, DunningCase
 from dunning.cases.payloads import ChargePayload, end_key, retry_key
 from dunning.ledger.models import ChargeAttempt, Invoice, TriggeredBy
 from dunning.ledger.queries import (
+    card_attempts,
     cards_on_file,
     charged_card,
     customer_time_zone,
@@ -59,22 +60,20 @@ def _attempt(row: ChargeAttempt, case: DunningCase) -> Attempt:
     )
 
 
+# How far back a card's declines count (the networks' windows are 30 days and a month).
+CARD_HISTORY = timedelta(days=31)
+
+
 def _card_history(
     session: Session, case: DunningCase, fingerprint: str | None, now: datetime
 ) -> list[Attempt]:
     """Other recent declines on the same card: the networks count per card, not per case."""
     if not fingerprint:
         return []
-    rows = session.scalars(
-        select(ChargeAttempt)
-        .where(
-            ChargeAttempt.card_fingerprint == fingerprint,
-            ChargeAttempt.invoice_id != case.invoice_id,
-            ChargeAttempt.attempted_at >= now - timedelta(days=31),
-        )
-        .execution_options(populate_existing=True)
-    ).all()
-    return [_attempt(row, case) for row in rows]
+    rows = card_attempts(session, fingerprint, now - CARD_HISTORY)
+    # Charges not yet linked to an invoice may be this case's own: they wait for the link.
+    others = [row for row in rows if row.invoice_id not in (None, case.invoice_id)]
+    return [_attempt(row, case) for row in others]
 
 
 def decline_class(session: Session, case: DunningCase) -> str | None:
@@ -110,7 +109,12 @@ class EngineInputs:
 
 
 def inputs_for(session: Session, case: DunningCase, now: datetime) -> EngineInputs | None:
-    """The engine's inputs for a case whose last attempt failed; None otherwise."""
+    """The engine's inputs for a case whose last attempt failed; None otherwise (read
+    once per ledger state: the planner and the card updater both ask)."""
+    return read_once(session, ("engine inputs", case.id, now), lambda: _inputs(session, case, now))
+
+
+def _inputs(session: Session, case: DunningCase, now: datetime) -> EngineInputs | None:
     history = _attempts(session, case)
     if not history or history[-1].succeeded:
         return None

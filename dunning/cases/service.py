@@ -123,6 +123,7 @@ def on_failed_charges(
             ids,
             [invoices[i].subscription_id for i in ids],
             [invoices[i].customer_id for i in ids],
+            card_attempts_since=now - planner.CARD_HISTORY,
         )
         planner.prefetch_decisions(session, [case.id for case in found.values()])
         for i in ids:

@@ -183,6 +183,13 @@ class ChargeAttempt(Base):
             postgresql_include=["decline_code", "failure_code", "card_brand"],
             postgresql_where=text("outcome = 'failed'"),
         ),
+        # The planner: a card's recent attempts across invoices (the networks count per card).
+        Index(
+            "ix_charge_attempts_card",
+            "card_fingerprint",
+            "attempted_at",
+            postgresql_where=text("card_fingerprint IS NOT NULL"),
+        ),
         # A charge of the current API names no invoice: its payment intent links it later.
         Index(
             "ix_charge_attempts_unlinked_intent",

@@ -91,14 +91,35 @@ def invoice_attempts(session: Session, invoice_id: str) -> list[ChargeAttempt]:
     )
 
 
+def card_attempts(session: Session, fingerprint: str, since: datetime) -> list[ChargeAttempt]:
+    """Every attempt on the card (by fingerprint, across invoices) since ``since``."""
+    return read_once(
+        session,
+        ("card attempts", fingerprint, since),
+        lambda: list(
+            session.scalars(
+                select(ChargeAttempt)
+                .where(
+                    ChargeAttempt.card_fingerprint == fingerprint,
+                    ChargeAttempt.attempted_at >= since,
+                )
+                .execution_options(populate_existing=True)
+            )
+        ),
+    )
+
+
 def prefetch(
     session: Session,
     invoice_ids: list[str],
     subscription_ids: list[str | None],
     customer_ids: list[str | None],
+    *,
+    card_attempts_since: datetime,
 ) -> None:
-    """Read a batch's attempts, subscriptions, customers and charged cards in four
-    queries, so the cases that follow find them read (inside ``reads_once`` only)."""
+    """Read a batch's attempts, subscriptions, customers, charged cards and those cards'
+    attempts since ``card_attempts_since`` in five queries, so the cases that follow
+    find them read (inside ``reads_once`` only)."""
     reads: dict[tuple[Any, ...], Any] | None = session.info.get(_READS)
     if reads is None:
         return
@@ -117,7 +138,20 @@ def prefetch(
         charged_card_id(subscriptions.get(s or ""), customers.get(c or ""))
         for s, c in zip(subscription_ids, customer_ids, strict=True)
     }
-    _load(session, PaymentMethod, list(cards))
+    charged = _load(session, PaymentMethod, list(cards))
+    fingerprints = {card.fingerprint for card in charged.values() if card.fingerprint}
+    by_card: dict[str, list[ChargeAttempt]] = {f: [] for f in fingerprints}
+    if fingerprints:
+        for row in session.scalars(
+            select(ChargeAttempt)
+            .where(
+                ChargeAttempt.card_fingerprint.in_(fingerprints),
+                ChargeAttempt.attempted_at >= card_attempts_since,
+            )
+            .execution_options(populate_existing=True)
+        ):
+            by_card[row.card_fingerprint or ""].append(row)
+    reads.update({("card attempts", f, card_attempts_since): rows for f, rows in by_card.items()})
 
 
 def _load(session: Session, model: Any, ids: list[str | None]) -> dict[str, Any]:
