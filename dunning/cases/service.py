@@ -36,7 +36,7 @@ from dunning.ledger.locks import (
     share_subscriptions,
 )
 from dunning.ledger.models import ChargeAttempt, Invoice, TriggeredBy
-from dunning.ledger.queries import attempt_from_charge, prefetch, reads_once
+from dunning.ledger.queries import attempt_from_charge, charged_card, prefetch, reads_once
 from dunning.notify import sequence as emails
 from dunning.policy.records import Decision
 from dunning.processors import stripe_objects as so
@@ -126,6 +126,8 @@ def on_failed_charges(
             card_attempts_since=now - planner.CARD_HISTORY,
         )
         planner.prefetch_decisions(session, [case.id for case in found.values()])
+        cards = [charged_card(session, found[i].subscription_id, found[i].customer_id) for i in ids]
+        card_updater.prefetch_closed(session, sorted({card.id for card in cards if card}))
         for i in ids:
             _follow_failure(session, found[i], invoices[i], failures[i], now)
     return found
