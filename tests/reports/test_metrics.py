@@ -266,6 +266,17 @@ def test_email_funnel(conn: Connection) -> None:
     ]
 
 
+def test_email_funnel_of_a_segment(conn: Connection) -> None:
+    """The cohort's filters apply to the funnel: smb is c1, c2, c5, c7, c15, c10 and c11."""
+    smb = OCTOBER.model_copy(update={"segment": "smb"})
+    rows = [(r.step, r.template, r.sent, r.link_opened, r.card_updated, r.paid)
+            for r in funnel(conn, smb)]  # fmt: skip
+    assert rows == [
+        (1, "payment_failed", 2, 1, 1, 1),  # c5's, and c7's (card updated, recovered)
+        (None, "final_notice", 1, 0, 0, 0),  # c5; c1's email was never sent
+    ]
+
+
 def test_churn_table(conn: Connection) -> None:
     rows = _by(churn(conn, OCTOBER), "currency")
     usd = rows["usd"]
