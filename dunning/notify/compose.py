@@ -50,6 +50,15 @@ class NotNeeded(Exception):
     """The email no longer applies (case closed, renewal moved, card replaced)."""
 
 
+class AmountNotKnownYet(Exception):
+    """A case opened from its charge's event before the invoice's own event came: the
+    amount is not in the ledger yet, so the email waits for it (``notify.delivery``)."""
+
+    def __init__(self, message: str, since: datetime) -> None:
+        super().__init__(message)
+        self.since = since
+
+
 class Undeliverable(Exception):
     """The email applies but cannot be sent (no address); recorded as failed."""
 
@@ -191,7 +200,7 @@ def _case_email(
         amount = case.recovered_amount
     currency = case.currency or (invoice and invoice.currency) or (sub and sub.currency)
     if amount is None or not currency:
-        raise Undeliverable(f"case {case.id} has no amount or currency")
+        raise AmountNotKnownYet(f"case {case.id} has no amount or currency", case.opened_at)
     context = {
         **_base(customer, sub, settings),
         **_card_context(_card(session, customer, sub), failed[-1] if failed else None),

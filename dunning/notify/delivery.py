@@ -44,7 +44,13 @@ from sqlalchemy.orm import Session
 from dunning.db import table as core_table
 from dunning.ledger.queries import customer_time_zone
 from dunning.notify import hours
-from dunning.notify.compose import Composed, NotNeeded, Undeliverable, compose
+from dunning.notify.compose import (
+    AmountNotKnownYet,
+    Composed,
+    NotNeeded,
+    Undeliverable,
+    compose,
+)
 from dunning.notify.links import NoLinkTarget, update_url
 from dunning.notify.models import Notification, NotificationStatus
 from dunning.notify.render import EmailTemplateError, render_email, render_sms
@@ -76,6 +82,11 @@ MAX_BACKOFF = timedelta(hours=6)
 # its first email waits for that, polling, but never longer than WAIT_FOR_CARD.
 CARD_POLL = timedelta(seconds=20)
 WAIT_FOR_CARD = timedelta(minutes=3)
+# A case opened from ``charge.failed`` before its ``invoice.payment_failed``: its first
+# email waits for the invoice's amount (the webhook, else the reconciler, brings it),
+# polling less often as time goes by, and fails after WAIT_FOR_AMOUNT.
+WAIT_FOR_AMOUNT = timedelta(days=1)
+MAX_AMOUNT_POLL = timedelta(minutes=30)
 
 
 def _card_being_fetched(session: Session, composed: Composed, now: datetime) -> bool:
@@ -124,6 +135,11 @@ class SendEmail(NoLook):
             if action.started_attempt is not None:  # a lost dispatch may have sent it
                 _mark_unknown(session, action.dedupe_key)
             return Finish(ActionStatus.CANCELED, f"canceled: {exc}")
+        except AmountNotKnownYet as exc:
+            if now - exc.since < WAIT_FOR_AMOUNT:
+                poll = min(max((now - exc.since) / 2, CARD_POLL), MAX_AMOUNT_POLL)
+                return Reschedule(now + poll, "waiting for the invoice's amount")
+            return _failed_before_send(session, action, None, str(exc))
         except Undeliverable as exc:
             return _failed_before_send(session, action, None, str(exc))
         if composed.channel == SMS and (reason := _no_text(session, composed, settings)):

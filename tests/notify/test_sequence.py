@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from dunning.cases import ops
 from dunning.db import session_scope
+from dunning.notify import delivery
 from dunning.policy.activation import DEFAULT_POLICY_FILE
 from dunning.policy.models import load_policy
 from tests.support.cases import case_row, fail_invoice
@@ -80,3 +81,46 @@ def test_a_case_the_end_action_canceled_gets_the_cancellation_email(
     emails = _emails(case_id)
     assert emails.pop("canceled") == "pending"
     assert set(emails.values()) == {"canceled"}
+
+
+def test_a_case_opened_before_its_invoice_event_waits_for_the_amount(
+    clean_db: None, smtp: Catcher
+) -> None:
+    """``charge.failed`` can come before ``invoice.payment_failed``: the case opens
+    without the invoice's amount, and its first email waits for it instead of failing."""
+    from dunning import actions
+    from dunning.events.service import handle_event
+    from dunning.ledger.models import Customer
+    from dunning.scheduler import sweeper
+    from tests.support.cases import store
+    from tests.support.stripe_events import event, fixture
+
+    now = datetime.now(UTC)
+    with session_scope() as session:
+        session.add(Customer(id="cus_early", email="early@example.com", time_zone="UTC"))
+    charge = fixture(
+        "charge", id="ch_early", status="failed", paid=False, customer="cus_early",
+        invoice="in_early", created=int(now.timestamp()) - 60, amount=1900,
+    )  # fmt: skip
+    [pk] = store(event("charge.failed", charge, created=int(now.timestamp()) - 60))
+    assert handle_event(pk) == "handled"
+    now = datetime.now(UTC) + timedelta(seconds=1)  # the first email is due now
+    with session_scope() as session:
+        [(action_id, dispatch)] = sweeper.claim(session, now, 10)
+    outcome = actions.run_action(None, action_id, dispatch, now)
+    assert outcome == "rescheduled: waiting for the invoice's amount"
+    assert smtp.messages == []
+
+    invoice = fixture(
+        "invoice", id="in_early", customer="cus_early", status="open", attempt_count=1,
+        amount_due=1900, currency="usd", charge="ch_early",
+    )  # fmt: skip
+    [pk] = store(event("invoice.payment_failed", invoice, created=int(now.timestamp()) - 30))
+    assert handle_event(pk) == "handled"
+    later = now + delivery.CARD_POLL
+    with session_scope() as session:
+        [(again, dispatch)] = sweeper.claim(session, later, 10)
+    assert again == action_id
+    assert actions.run_action(None, action_id, dispatch, later) == "sent"
+    [message] = smtp.wait_for(1)
+    assert "19.00" in message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
