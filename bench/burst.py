@@ -342,7 +342,7 @@ def main() -> None:
                 drained = time.perf_counter()
                 while sink.count < args.failures and time.perf_counter() - drained < args.timeout:
                     time.sleep(0.5)
-                emailed_s = time.perf_counter() - start
+                emailed_s, emailed = time.perf_counter() - start, sink.count
 
                 batches = []
                 for n in range(steady_n):
@@ -372,7 +372,7 @@ def main() -> None:
     print(f"apply rate             {stored / applied_s:,.0f} events/s (first post to all applied)")
     print(f"all applied after      {applied_s:.1f} s")
     print(f"cases open + planned   {open_cases} after {planned_s:.1f} s")
-    print(f"first emails sent      {sink.count} after {emailed_s:.1f} s")
+    print(f"first emails sent      {emailed} after {emailed_s:.1f} s")
     print(f"largest queue depth    {depth[0]} task messages")
     for name, rss in sorted(peaks.items()):
         print(f"peak RSS {name:<15} {rss / 2**20:.0f} MiB")
