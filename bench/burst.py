@@ -10,7 +10,8 @@ them (a case without a known card would hold its first email for the card fetch)
 
 Prints the ingest rate, the apply rate, the time until every case is open with its
 first actions planned, the largest queue depth, peak RSS per process, and then, at a
-steady 200 events/s with email allowed all day, webhook -> first email p50/p95.
+steady 200 events/s with email allowed all day, webhook -> first email p50/p95
+(``--steady-seconds 0``: the burst alone, no email drain and no steady run).
 
     .venv/bin/python bench/burst.py [--failures 100000] [--steady-seconds 30]
                                     [--steady-rate 200] [--connections 32]
@@ -213,7 +214,7 @@ def watch(
             except psutil.Error:
                 continue
         with contextlib.suppress(redis.RedisError):
-            depth[0] = max(depth[0], int(queue.llen("celery")))  # type: ignore[arg-type]
+            depth[0] = max(depth[0], sum(int(queue.llen(q)) for q in ("celery", "events")))  # type: ignore[arg-type]
         time.sleep(0.2)
 
 
@@ -338,23 +339,29 @@ def main() -> None:
                 planned_s = time.perf_counter() - start
                 planned_s += wait(conn, PLANNED, args.failures, args.timeout)
                 open_cases = scalar(conn, PLANNED)
-                # Renewal-day emails drain before the steady run measures latency.
-                drained = time.perf_counter()
-                while sink.count < args.failures and time.perf_counter() - drained < args.timeout:
-                    time.sleep(0.5)
-                emailed_s, emailed = time.perf_counter() - start, sink.count
-
-                batches = []
-                for n in range(steady_n):
-                    renewal = [signed(e) for e in renewal_events(n, "s", int(time.time()))]
-                    batches.append((f"cs{n}@example.com", renewal))
-                posted, answered = asyncio.run(post_paced(url, batches, args.steady_rate))
-                deadline = time.perf_counter() + 120
-                while time.perf_counter() < deadline and not all(k in sink.first for k in posted):
-                    time.sleep(0.2)
-                lags = conn.execute(STEADY_LAGS).fetchone()
-                assert lags is not None
-                planned_lag, due_lag, send_lag = lags
+                emailed_s, emailed = 0.0, 0
+                posted: dict[str, float] = {}
+                answered: list[float] = []
+                planned_lag = due_lag = send_lag = 0.0
+                if steady_n:
+                    # Renewal-day emails drain before the steady run measures latency.
+                    drained = time.perf_counter()
+                    while sink.count < args.failures and time.perf_counter() - drained < left:
+                        time.sleep(0.5)
+                    emailed_s, emailed = time.perf_counter() - start, sink.count
+                    batches = []
+                    for n in range(steady_n):
+                        renewal = [signed(e) for e in renewal_events(n, "s", int(time.time()))]
+                        batches.append((f"cs{n}@example.com", renewal))
+                    posted, answered = asyncio.run(post_paced(url, batches, args.steady_rate))
+                    deadline = time.perf_counter() + 120
+                    while time.perf_counter() < deadline and not all(
+                        k in sink.first for k in posted
+                    ):
+                        time.sleep(0.2)
+                    lags = conn.execute(STEADY_LAGS).fetchone()
+                    assert lags is not None
+                    planned_lag, due_lag, send_lag = lags
             latencies = sorted(sink.first[k] - t for k, t in posted.items() if k in sink.first)
             stop.set()
             watcher.join()
@@ -372,23 +379,28 @@ def main() -> None:
     print(f"apply rate             {stored / applied_s:,.0f} events/s (first post to all applied)")
     print(f"all applied after      {applied_s:.1f} s")
     print(f"cases open + planned   {open_cases} after {planned_s:.1f} s")
-    print(f"first emails sent      {emailed} after {emailed_s:.1f} s")
+    if steady_n:
+        print(f"first emails sent      {emailed} after {emailed_s:.1f} s")
     print(f"largest queue depth    {depth[0]} task messages")
     for name, rss in sorted(peaks.items()):
         print(f"peak RSS {name:<15} {rss / 2**20:.0f} MiB")
-    arrived = f"{len(latencies)} of {len(posted)} first emails arrived"
-    if latencies:
-        p50 = statistics.median(latencies)
-        p95 = latencies[max(int(len(latencies) * 0.95) - 1, 0)]
-        print(f"webhook -> first email {p50:.2f} s p50 / {p95:.2f} s p95  ({arrived})")
-    else:
-        print(f"webhook -> first email n/a ({arrived})")
-    print(f"steady rate            {args.steady_rate:.0f} events/s for {args.steady_seconds:.0f} s")
-    print(f"webhook answered       {statistics.median(answered) * 1000:.0f} ms p50 (steady run)")
-    print(
-        f"first email planned    {planned_lag:.2f} s after its webhook, due"
-        f" {due_lag:.2f} s after planned, done {send_lag:.2f} s after due (means)"
-    )
+    if steady_n:
+        arrived = f"{len(latencies)} of {len(posted)} first emails arrived"
+        if latencies:
+            p50 = statistics.median(latencies)
+            p95 = latencies[max(int(len(latencies) * 0.95) - 1, 0)]
+            print(f"webhook -> first email {p50:.2f} s p50 / {p95:.2f} s p95  ({arrived})")
+        else:
+            print(f"webhook -> first email n/a ({arrived})")
+        print(
+            f"steady rate            {args.steady_rate:.0f} events/s"
+            f" for {args.steady_seconds:.0f} s"
+        )
+        print(f"webhook answered       {statistics.median(answered) * 1000:.0f} ms p50")
+        print(
+            f"first email planned    {planned_lag:.2f} s after its webhook, due"
+            f" {due_lag:.2f} s after planned, done {send_lag:.2f} s after due (means)"
+        )
     print(f"load average           {os.getloadavg()[0]:.2f}")
 
 

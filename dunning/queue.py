@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 
 from celery import Celery
+from kombu import Queue
 
 from dunning.settings import get_settings
 
@@ -21,6 +22,11 @@ log = logging.getLogger(__name__)
 
 APPLY_EVENTS = "workers.tasks.apply_events"
 RUN_ACTIONS = "workers.tasks.run_actions"
+# Applying events has a queue of its own: a renewal-day burst's backlog of events does
+# not hold up due emails and retries, which wait in the default queue (every worker
+# consumes both, taking from each in turn).
+DEFAULT_QUEUE = "celery"
+EVENTS_QUEUE = "events"
 # Claimed actions per task message: few messages for the broker, and still enough of
 # them that every worker process gets a share of a large sweep.
 DISPATCH_CHUNK = 20
@@ -50,6 +56,9 @@ def celery_app() -> Celery:
         broker_connection_retry_on_startup=True,
         broker_transport_options={"visibility_timeout": 3600},
         worker_hijack_root_logger=False,
+        task_queues=(Queue(DEFAULT_QUEUE), Queue(EVENTS_QUEUE)),
+        task_default_queue=DEFAULT_QUEUE,
+        task_routes={APPLY_EVENTS: {"queue": EVENTS_QUEUE}},
         beat_schedule={
             "sweep-events": {
                 "task": "workers.tasks.sweep_events",

@@ -64,6 +64,10 @@ class DunningCase(Base):
     paused: Mapped[bool] = mapped_column(Boolean, server_default="false")
     end_action: Mapped[str | None] = mapped_column(String(32))
     decline_class: Mapped[str | None] = mapped_column(String(32))  # of the last failure
+    # Of the first failed charge (by time, then id), kept with the case so the reports
+    # group by them without looking that charge up: its decline code, else its failure code.
+    first_decline_code: Mapped[str | None] = mapped_column(String(64))
+    first_card_brand: Mapped[str | None] = mapped_column(String(32))
     # The renewal waits for the customer to authenticate (3-D Secure): no blind retries.
     awaiting_action_since: Mapped[datetime | None]
     opened_at: Mapped[datetime]

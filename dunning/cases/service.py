@@ -36,7 +36,13 @@ from dunning.ledger.locks import (
     share_subscriptions,
 )
 from dunning.ledger.models import ChargeAttempt, Invoice, TriggeredBy
-from dunning.ledger.queries import attempt_from_charge, charged_card, prefetch, reads_once
+from dunning.ledger.queries import (
+    attempt_from_charge,
+    charged_card,
+    invoice_attempts,
+    prefetch,
+    reads_once,
+)
 from dunning.notify import sequence as emails
 from dunning.policy.records import Decision
 from dunning.processors import stripe_objects as so
@@ -221,7 +227,19 @@ def _refresh(session: Session, case: DunningCase, invoice: Invoice) -> None:
     if invoice.amount_due is not None:
         case.amount = invoice.amount_due
     case.currency = invoice.currency or case.currency
-    case.decline_class = planner.decline_class(session, case)
+    with reads_once(session):  # the attempts, read once for the class and the first failure
+        case.decline_class = planner.decline_class(session, case)
+        attempts = invoice_attempts(session, case.invoice_id)
+    # The first failed charge (time, then id) names the case's decline code and card brand
+    # in the reports: its decline code, else its failure code (as migration 0016 filled).
+    failures = [a for a in attempts if a.outcome == "failed"]
+    first = min(failures, key=lambda a: (a.attempted_at, a.id), default=None)
+    if first is None:
+        case.first_decline_code = case.first_card_brand = None
+    else:
+        code = first.decline_code
+        case.first_decline_code = first.failure_code if code is None else code
+        case.first_card_brand = first.card_brand
     subscription = (
         share_subscription(session, case.subscription_id) if case.subscription_id else None
     )

@@ -2,12 +2,12 @@
 
 Each table is the rows of its report table (``TABLES``), computed by the same metric
 functions from shared reads: the headline and the churn table share one churn query;
-the headline, the trend's months of the period, the decline-class breakdown, the A/B
-arms, the channels and the recovery days are groups of one scan of the cohort
-(``cohort_groups``, all currencies; a currency's rows are those of all currencies,
-filtered). Read on their own: the trend's months before the period, the decline codes
-(a probe per case, so only the chart's currency), the percentiles, the failure rate's
-paid renewals, the funnel, the card updater, the SMS, churn and the renewals at risk."""
+the headline, the trend's months of the period, the decline-class and decline-code
+breakdowns, the A/B arms, the channels and the recovery days are groups of one scan of
+the cohort (``cohort_groups``, all currencies; a currency's rows are those of all
+currencies, filtered). Read on their own: the trend's months before the period, the
+percentiles, the failure rate's paid renewals, the funnel, the card updater, the SMS,
+churn and the renewals at risk."""
 
 from __future__ import annotations
 
@@ -32,9 +32,8 @@ from dunning.reports.tables import TABLES, reading
 
 TREND_MONTHS = 12
 CLASS, CODE = "decline_class", "decline_code"
-# The groupings of all currencies the page reads from one scan of the cohort. Not the
-# decline code: it probes each case's first failure, so only the chart's currency's.
-GROUPINGS = (TOTALS, "month", "day", CHANNEL, "policy_id", CLASS)
+# The groupings of all currencies the page reads from one scan of the cohort.
+GROUPINGS = (TOTALS, "month", "day", CHANNEL, "policy_id", CLASS, CODE)
 
 
 def _months_before(end: date, months: int) -> date:
@@ -105,7 +104,7 @@ def build_page(period: Period, as_of: datetime, engine: Engine | None = None) ->
             m for m in monthly(conn, trend_filters, *earlier, groups) if m.month >= trend_start
         ]
         by_class = breakdown(conn, in_currency, CLASS, groups)
-        by_code = breakdown(conn, in_currency, CODE)
+        by_code = breakdown(conn, in_currency, CODE, groups)
         channels = recovered_by_channel(conn, f, groups)
         page = Page(
             filters=f,

@@ -334,6 +334,26 @@ def _attempts() -> list[dict[str, Any]]:
     return out
 
 
+def _kept_cases() -> list[dict[str, Any]]:
+    """The cases with what ``cases.service`` keeps of their first failed charge (by time,
+    then id: the order of ``_attempts``): its decline code, else its failure code, and its
+    card brand."""
+    first: dict[str, dict[str, Any]] = {}
+    for a in _attempts():
+        known = first.get(a["invoice_id"])
+        if a["outcome"] == "failed" and (
+            known is None or a["attempted_at"] < known["attempted_at"]
+        ):
+            first[a["invoice_id"]] = a
+    rows = _cases()
+    for row in rows:
+        a = first.get(row["invoice_id"], {})
+        code = a.get("decline_code")
+        row["first_decline_code"] = a.get("failure_code") if code is None else code
+        row["first_card_brand"] = a.get("card_brand")
+    return rows
+
+
 _DECISION_CLASSES: list[tuple[int, datetime, str | None]] = [
     (1, at(10, 2), "insufficient_funds"),
     (2, at(10, 5), "temporary"),
@@ -460,7 +480,7 @@ def insert_ledger(conn: Connection) -> None:
         (m.PaymentMethod, _payment_methods()),
         (m.Subscription, _subscriptions()),
         (m.Invoice, _invoices()),
-        (m.DunningCase, _cases()),
+        (m.DunningCase, _kept_cases()),
         (m.ChargeAttempt, _attempts()),
         (m.CaseDecision, _decisions()),
         (m.Notification, _notifications()),

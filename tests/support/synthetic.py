@@ -3,8 +3,10 @@ few thousand for the dashboard test.
 
 Cases open evenly over the 12 months from ``START``; the other tables scale with the
 number of cases. Case i belongs to subscription 1 + i % subs, whose customer is
-1 + sub % customers. USD, EUR and JPY; two policies split 50/50; dunning emails for one
-case in five with link opens and card updates.
+1 + sub % customers. USD, EUR and JPY; two policies split 50/50; a case's failed charges
+share one decline code and card brand, kept on the case as its first failure's (as
+``cases.service`` keeps them); dunning emails for one case in five with link opens and
+card updates.
 """
 
 from __future__ import annotations
@@ -71,7 +73,13 @@ SEED = [
                    AS closed_at,
                CASE WHEN state <> 'recovered' THEN NULL
                     WHEN r2 < 0.45 THEN 'retry' WHEN r2 < 0.70 THEN 'processor'
-                    WHEN r2 < 0.90 THEN 'customer' ELSE 'card_updater' END AS recovered_by
+                    WHEN r2 < 0.90 THEN 'customer' ELSE 'card_updater' END AS recovered_by,
+               (ARRAY['insufficient_funds', 'insufficient_funds', 'insufficient_funds',
+                      'do_not_honor', 'generic_decline', 'expired_card', 'stolen_card',
+                      'card_velocity_exceeded', 'processing_error',
+                      'try_again_later'])[1 + g % 10] AS decline_code,
+               (ARRAY['visa', 'visa', 'visa', 'mastercard', 'mastercard', 'amex',
+                      'discover'])[1 + g % 7] AS card_brand
         FROM (
             SELECT g, s, created, r2, r3,
                    CASE WHEN created > timestamptz '{start}' + interval '{open_after} days'
@@ -132,10 +140,12 @@ SEED = [
         """
         INSERT INTO dunning_cases (id, invoice_id, customer_id, subscription_id, state, amount,
                                    currency, policy_id, policy_version, end_action, opened_at,
-                                   closed_at, recovered_amount, recovered_by)
+                                   closed_at, recovered_amount, recovered_by,
+                                   first_decline_code, first_card_brand)
         SELECT g, 'in_c' || g, customer, sub, state, amount, currency, 1 + g % 2, 1,
                end_action, opened_at, closed_at,
-               CASE WHEN state = 'recovered' THEN amount END, recovered_by
+               CASE WHEN state = 'recovered' THEN amount END, recovered_by,
+               decline_code, card_brand  -- of its first failed charge, as cases.service keeps
         FROM seed""",
     ),
     (
@@ -154,14 +164,8 @@ SEED = [
                                      card_brand, card_last4, triggered_by)
         SELECT 'ch_c' || g || '_' || k, 'ch_c' || g || '_' || k, 'in_c' || g,
                customer, sub, k, opened_at + (k - 1) * interval '2 days', amount, currency,
-               'failed', 'card_declined',
-               (ARRAY['insufficient_funds', 'insufficient_funds', 'insufficient_funds',
-                      'do_not_honor', 'generic_decline', 'expired_card', 'stolen_card',
-                      'card_velocity_exceeded', 'processing_error',
-                      'try_again_later'])[1 + g % 10],
-               (ARRAY['visa', 'visa', 'visa', 'mastercard', 'mastercard', 'amex',
-                      'discover'])[1 + g % 7],
-               '4242', CASE WHEN k = 1 THEN 'processor' ELSE 'service' END
+               'failed', 'card_declined', decline_code, card_brand, '4242',
+               CASE WHEN k = 1 THEN 'processor' ELSE 'service' END
         FROM seed CROSS JOIN LATERAL generate_series(1, 1 + g % 6) k""",
     ),
     (

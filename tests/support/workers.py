@@ -25,12 +25,13 @@ import psutil
 import redis
 from sqlalchemy import text
 
+from dunning import queue
 from dunning.db import get_engine
 from tests.support.stripe_events import REPO
 
-# Kombu's Redis transport: the default queue is a list; a message delivered to a worker
+# Kombu's Redis transport: each queue is a list; a message delivered to a worker
 # and not yet acknowledged waits in this hash (a killed worker's stays there).
-QUEUE_KEY = "celery"
+QUEUE_KEYS = (queue.DEFAULT_QUEUE, queue.EVENTS_QUEUE)
 UNACKED_KEY = "unacked"
 # About how long ``dunning worker`` takes to start consuming on a busy two-core machine.
 BOOT_SECONDS = 6.0
@@ -148,7 +149,7 @@ def _state(client: redis.Redis, extra: object) -> tuple[object, ...]:
             )
         ).one()
     return (
-        client.llen(QUEUE_KEY),
+        sum(client.llen(key) for key in QUEUE_KEYS),
         tuple(sorted(client.hkeys(UNACKED_KEY))),
         actions,
         notes,

@@ -35,7 +35,9 @@ SQL fragments they share are in ``sql``; one module per group of tables. Definit
   daily * 365/12, divided by the interval count).
 - **Breakdowns** (cohort): decline class = the class of the case's last failed charge
   (``dunning_cases.decline_class``, recomputed from the ledger, so delivery order does
-  not change it); decline code and card brand = those of the case's first failed charge;
+  not change it); decline code and card brand = those of the case's first failed charge,
+  by time then id, its decline code else its failure code (``first_decline_code``,
+  ``first_card_brand``, kept on the case the same way);
   plan and segment = the subscription's plan and the customer's segment now; policy = the
   policy version the case was opened with (the A/B arm).
 - **A/B**: per policy version, recovery rate of the cohort with its 95 % Wilson interval;

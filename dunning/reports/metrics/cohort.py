@@ -31,17 +31,7 @@ from dunning.reports.schemas import Filters
 MAX_DAY = 30  # the last bucket of the time-to-recovery distribution: 30 days or more
 UNKNOWN = "unknown"
 
-# The first failed charge of the case's invoice (time, then id): one index-only probe of
-# ix_charge_attempts_first_failure per case. A hash of every failed attempt costs more:
-# the index holds three failures per case, each as wide as its invoice id.
-_FIRST_FAILURE = """LEFT JOIN LATERAL (
-        SELECT coalesce(a.decline_code, a.failure_code) AS decline_code, a.card_brand
-        FROM charge_attempts a
-        WHERE a.invoice_id = c.invoice_id AND a.outcome = 'failed'
-        ORDER BY a.attempted_at, a.id LIMIT 1) ff ON true"""
-
 JOINS: Mapping[str, str] = {
-    "first_failure": _FIRST_FAILURE,
     "plan": "LEFT JOIN subscriptions ps ON ps.id = c.subscription_id",
     "segment": "LEFT JOIN customers sc ON sc.id = c.customer_id",
     "policy": "LEFT JOIN retry_policies rp ON rp.id = c.policy_id",
@@ -72,8 +62,9 @@ GROUPINGS: Mapping[str, Grouping] = {
     "policy_id": Grouping("c.policy_id"),
     # The breakdowns (``breakdown/<dimension>``), a missing value as ``unknown``:
     "decline_class": Grouping(_known("c.decline_class")),  # the class of the last failure
-    "decline_code": Grouping(_known("ff.decline_code"), ("first_failure",)),
-    "card_brand": Grouping(_known("ff.card_brand"), ("first_failure",)),
+    # Of the first failed charge, kept on the case (``cases.service``): no join.
+    "decline_code": Grouping(_known("c.first_decline_code")),
+    "card_brand": Grouping(_known("c.first_card_brand")),
     "plan": Grouping(_known("coalesce(ps.plan_name, ps.plan_id)"), ("plan",)),
     "segment": Grouping(_known("sc.segment"), ("segment",)),
     "policy": Grouping(_known("rp.name || ' v' || rp.version"), ("policy",)),
