@@ -174,15 +174,6 @@ class ChargeAttempt(Base):
     __tablename__ = "charge_attempts"
     __table_args__ = (
         Index("ix_charge_attempts_invoice", "invoice_id", "attempted_at"),
-        # Reports: a case's first failed charge (its decline code and card brand), index-only.
-        Index(
-            "ix_charge_attempts_first_failure",
-            "invoice_id",
-            "attempted_at",
-            "id",
-            postgresql_include=["decline_code", "failure_code", "card_brand"],
-            postgresql_where=text("outcome = 'failed'"),
-        ),
         # The planner: a card's recent attempts across invoices (the networks count per card).
         Index(
             "ix_charge_attempts_card",
