@@ -78,7 +78,7 @@ def main() -> None:
                 (now,),
             ).fetchall()
         start = time.perf_counter()
-        sent = sweeper.sweep(now, batch=args.batch, max_batches=10_000)
+        sent = sweeper.sweep(now, batch=args.batch, max_actions=10**9)
         elapsed = time.perf_counter() - start
         start = time.perf_counter()
         again = sweeper.sweep(now, batch=args.batch)

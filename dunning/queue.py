@@ -30,6 +30,10 @@ EVENTS_QUEUE = "events"
 # Claimed actions per task message: few messages for the broker, and still enough of
 # them that every worker process gets a share of a large sweep.
 DISPATCH_CHUNK = 20
+# Claimed actions waiting in the broker at most (a minute or so of emails for two
+# worker processes): on a renewal day the rest stay pending in Postgres, so no lease
+# runs out while its message waits and nothing is dispatched twice for nothing.
+MAX_WAITING_ACTIONS = 2000
 
 
 def broker_url(redis_url: str) -> str:
@@ -102,6 +106,13 @@ def send_run_actions(claimed: Sequence[tuple[int, int]], now: datetime) -> None:
             app.send_task(
                 RUN_ACTIONS, args=[chunk, now.isoformat()], producer=producer, retry=False
             )
+
+
+def waiting_actions() -> int:
+    """About how many claimed actions wait in the broker (a chunk per message)."""
+    with celery_app().connection_for_read() as connection:
+        declared = connection.default_channel.queue_declare(DEFAULT_QUEUE)
+    return int(declared.message_count) * DISPATCH_CHUNK
 
 
 def parse_clock(value: str) -> datetime:

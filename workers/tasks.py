@@ -43,8 +43,11 @@ def reconcile() -> int:
 
 @app.task(name="workers.tasks.sweep_actions")
 def sweep_actions() -> int:
-    """Claim due scheduled actions and send one task per action."""
-    return sweeper.sweep(datetime.now(UTC))
+    """Claim due scheduled actions and send them to the workers, a chunk per message, as
+    many as leave the broker holding ``MAX_WAITING_ACTIONS`` at most (the rest wait for
+    the next sweep)."""
+    room = queue.MAX_WAITING_ACTIONS - queue.waiting_actions()
+    return sweeper.sweep(datetime.now(UTC), max_actions=max(room, 0))
 
 
 @app.task(name="workers.tasks.run_actions")

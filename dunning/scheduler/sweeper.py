@@ -60,18 +60,20 @@ def claim(session: Session, now: datetime, limit: int) -> list[tuple[int, int]]:
     return reclaimed + claimed
 
 
-def sweep(now: datetime, *, batch: int = 500, max_batches: int = 100) -> int:
-    """Claim and dispatch everything due at ``now``; return how many actions were sent.
+def sweep(now: datetime, *, batch: int = 500, max_actions: int = 50_000) -> int:
+    """Claim and dispatch what is due at ``now``, up to ``max_actions``; return how many
+    actions were sent.
 
     ``now`` is the sweeper's clock: beat passes the wall clock, tests pass their own.
     """
     sent = 0
-    for _ in range(max_batches):
+    while sent < max_actions:
+        want = min(batch, max_actions - sent)
         with session_scope() as session:
-            claimed = claim(session, now, batch)
+            claimed = claim(session, now, want)
             if claimed:
                 after_commit(session, lambda c=claimed: queue.send_run_actions(c, now))  # type: ignore[misc]
         sent += len(claimed)
-        if len(claimed) < batch:
+        if len(claimed) < want:
             break
     return sent
