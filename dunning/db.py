@@ -9,11 +9,11 @@ transaction rolls back (docs/architecture.md).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from functools import cache
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import DateTime, Table, create_engine, event
 from sqlalchemy.engine import Engine
@@ -112,3 +112,21 @@ def session_scope(engine: Engine | None = None) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+T = TypeVar("T")
+
+
+def rounds(items: Iterable[T], key: Callable[[T], Hashable]) -> list[list[T]]:
+    """Split ``items`` so that round n holds each key's n-th item, in their order: one
+    statement run for many rows may touch a row only once, and what comes later for a
+    row (or a case) must be written after what came before."""
+    parts: list[list[T]] = []
+    seen: dict[Hashable, int] = {}
+    for item in items:
+        k = key(item)
+        n = seen[k] = seen.get(k, -1) + 1
+        if n == len(parts):
+            parts.append([])
+        parts[n].append(item)
+    return parts

@@ -11,16 +11,16 @@ the caller (the event handler, a retry, the self-serve page) tells the cases.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, delete, func, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from dunning.db import rounds
 from dunning.db import table as core_table
 from dunning.ledger.locks import (
     lock_invoice,
@@ -97,7 +97,7 @@ def apply_subscriptions(
     recs = [(so.read_subscription(obj), version) for obj, version in snapshots]
     for subscription_id in sorted({rec.id for rec, _ in recs if rec.status == "canceled"}):
         lock_invoices_of_subscription(session, subscription_id)
-    for part in _rounds(recs, lambda rv: rv[0].id):
+    for part in rounds(recs, lambda rv: rv[0].id):
         shapes: dict[bool, list[dict[str, Any]]] = {}
         for rec, version in part:
             row = _subscription_row(rec, version)
@@ -226,7 +226,7 @@ def apply_invoices(session: Session, snapshots: list[tuple[so.Obj, int]]) -> lis
     forget_reads(session)
     recs = [(so.read_invoice(obj), version) for obj, version in snapshots]
     table = core_table(Invoice)
-    for part in _rounds(recs, lambda rv: rv[0].id):
+    for part in rounds(recs, lambda rv: rv[0].id):
         rows = [_invoice_row(rec, version) for rec, version in part]
         written = set(session.scalars(_invoice_upsert(), rows))
         # A refused snapshot's attempt_count still counts, even from an older one.
@@ -297,23 +297,6 @@ def _invoice_row(rec: so.InvoiceRecord, version: int) -> dict[str, Any]:
     }
 
 
-T = TypeVar("T")
-
-
-def _rounds(items: list[T], key: Callable[[T], Hashable]) -> list[list[T]]:
-    """Split ``items`` into parts in which no key repeats, in order: one multi-row
-    upsert may touch a row only once, and a row's later snapshots must come later."""
-    parts: list[list[T]] = []
-    last: dict[Hashable, int] = {}
-    for item in items:
-        k = key(item)
-        n = last[k] = last.get(k, -1) + 1
-        if n == len(parts):
-            parts.append([])
-        parts[n].append(item)
-    return parts
-
-
 def record_attempt(session: Session, values: dict[str, Any]) -> None:
     """Insert a charge attempt or fill in what an earlier event about it did not say."""
     record_attempts(session, [values])
@@ -327,7 +310,7 @@ def record_attempts(session: Session, rows: list[dict[str, Any]]) -> None:
     the same rank the smaller event id wins; other facts fill in what is missing.
     """
     forget_reads(session)
-    for part in _rounds(rows, lambda values: values["attempt_key"]):
+    for part in rounds(rows, lambda values: values["attempt_key"]):
         shapes: dict[tuple[tuple[str, ...], bool], list[dict[str, Any]]] = {}
         for values in part:
             shape = (tuple(sorted(values)), bool(values.get("numbered_by_invoice")))

@@ -20,36 +20,14 @@ from dunning.ledger.queries import forget_reads, read_once, remember
 def lock_invoice(session: Session, invoice_id: str, *, customer_id: str | None = None) -> Invoice:
     """Make sure the invoice row exists and hold its lock for this transaction; a bare
     row learns its customer from whichever event names it first."""
-    # Once this session made sure of the row, only a customer to fill in needs the insert.
-    ensured: set[str] = session.info.setdefault("invoices_ensured", set())
-    if invoice_id not in ensured or customer_id is not None:
-        table = core_table(Invoice)
-        stmt = insert(table).values(id=invoice_id, customer_id=customer_id)
-        session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["id"],
-                set_={"customer_id": stmt.excluded.customer_id},
-                where=table.c.customer_id.is_(None) & stmt.excluded.customer_id.is_not(None),
-            )
-        )
-        ensured.add(invoice_id)
-    # populate_existing: the row as locked, not as an earlier read of this session saw it
-    invoice = session.execute(
-        select(Invoice)
-        .where(Invoice.id == invoice_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one_or_none()
-    if invoice is None:  # the transaction that inserted it rolled back
-        ensured.discard(invoice_id)
-        return lock_invoice(session, invoice_id, customer_id=customer_id)
-    return invoice
+    return lock_invoices(session, {invoice_id: customer_id})[invoice_id]
 
 
 def lock_invoices(session: Session, customers: dict[str, str | None]) -> dict[str, Invoice]:
     """``lock_invoice`` for a batch of invoices (id: customer), in id order, in two
     statements."""
     ids = sorted(customers)
+    # Once this session made sure of a row, only a customer to fill in needs the insert.
     ensured: set[str] = session.info.setdefault("invoices_ensured", set())
     unsure = [i for i in ids if i not in ensured or customers[i] is not None]
     if unsure:
@@ -63,6 +41,7 @@ def lock_invoices(session: Session, customers: dict[str, str | None]) -> dict[st
             )
         )
         ensured.update(unsure)
+    # populate_existing: the rows as locked, not as an earlier read of this session saw them
     locked = session.scalars(
         select(Invoice)
         .where(Invoice.id.in_(ids))
@@ -71,9 +50,10 @@ def lock_invoices(session: Session, customers: dict[str, str | None]) -> dict[st
         .execution_options(populate_existing=True)
     )
     found = {invoice.id: invoice for invoice in locked}
-    for invoice_id in set(ids) - found.keys():  # the transaction that inserted it rolled back
-        ensured.discard(invoice_id)
-        found[invoice_id] = lock_invoice(session, invoice_id, customer_id=customers[invoice_id])
+    missing = {i: customers[i] for i in ids if i not in found}
+    if missing:  # the transaction that inserted them rolled back
+        ensured.difference_update(missing)
+        found.update(lock_invoices(session, missing))
     return found
 
 

@@ -8,7 +8,7 @@ case) merged into one statement per kind. Outside it, each write goes out at onc
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +19,7 @@ from sqlalchemy import ColumnElement, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from dunning.db import rounds
 from dunning.db import table as core_table
 from dunning.scheduler.models import ActionStatus, ScheduledAction
 
@@ -103,16 +104,9 @@ def flush_actions(session: Session) -> None:
     writes keep their order, and a round's writes of one shape are one statement.
     Call it before reading actions inside ``written_together``."""
     waiting: list[_Write] = session.info.get(_WAITING) or []
-    rounds: list[list[_Write]] = []
-    depth: dict[object, int] = {}
-    for write in waiting:
-        scope = _scope(write)
-        n = depth[scope] = depth.get(scope, -1) + 1
-        if n == len(rounds):
-            rounds.append([])
-        rounds[n].append(write)
+    ordered = rounds(waiting, _scope)
     waiting.clear()
-    for writes in rounds:
+    for writes in ordered:
         _send(session, writes)
 
 
@@ -124,7 +118,7 @@ def _write(session: Session, write: _Write) -> None:
         waiting.append(write)
 
 
-def _scope(write: _Write) -> object:
+def _scope(write: _Write) -> Hashable:
     """The rows a write may touch: its case's (keys name their case), else its key's."""
     if isinstance(write, _Upsert):
         return write.row["case_id"] if write.row["case_id"] is not None else write.row["dedupe_key"]

@@ -18,12 +18,9 @@ from dunning.settings import get_settings
 from tests.support.ledger import rows
 
 
-def test_due_actions_go_out_in_chunks_with_their_dispatch_numbers(clean_db: None) -> None:
-    broker = redis.Redis.from_url(str(get_settings().redis_url))
-    broker.delete("celery")
-    now = datetime.now(UTC)
+def _due_actions(count: int, now: datetime) -> None:
     with session_scope() as session:
-        for n in range(45):
+        for n in range(count):
             upsert_action(
                 session,
                 key=f"test:{n}",
@@ -33,6 +30,13 @@ def test_due_actions_go_out_in_chunks_with_their_dispatch_numbers(clean_db: None
                 case_id=None,
                 revive_any_canceled=False,
             )
+
+
+def test_due_actions_go_out_in_chunks_with_their_dispatch_numbers(clean_db: None) -> None:
+    broker = redis.Redis.from_url(str(get_settings().redis_url))
+    broker.delete("celery")
+    now = datetime.now(UTC)
+    _due_actions(45, now)
     assert sweeper.sweep(now) == 45
     messages = [json.loads(raw) for raw in broker.lrange("celery", 0, -1)]
     assert len(messages) == 3  # 20 + 20 + 5, not 45
@@ -54,17 +58,7 @@ def test_the_sweep_leaves_due_actions_pending_while_the_broker_is_full(clean_db:
     broker = redis.Redis.from_url(str(get_settings().redis_url))
     broker.delete("celery")
     now = datetime.now(UTC)
-    with session_scope() as session:
-        for n in range(30):
-            upsert_action(
-                session,
-                key=f"test:{n}",
-                kind=ActionKind.SEND_EMAIL,
-                due=now - timedelta(minutes=1),
-                payload={},
-                case_id=None,
-                revive_any_canceled=False,
-            )
+    _due_actions(30, now)
     full = queue.MAX_WAITING_ACTIONS // queue.DISPATCH_CHUNK
     broker.rpush("celery", *[b"waiting"] * (full - 1))  # room for one chunk
     try:
