@@ -65,6 +65,11 @@ class Failure:
     at: datetime
     awaiting_since: datetime | None = None
 
+    @classmethod
+    def of(cls, at: datetime, *, awaiting_action: bool = False) -> Failure:
+        """A failure at ``at``; ``awaiting_action``: the customer must authenticate it."""
+        return cls(at, at if awaiting_action else None)
+
     def merged(self, other: Failure) -> Failure:
         """Two failures of one invoice are one: the earliest of each time."""
         waits = [t for t in (self.awaiting_since, other.awaiting_since) if t is not None]
@@ -82,7 +87,7 @@ def on_failed_charge(
     """A charge on the invoice failed: open its case (or keep it), bring it up to date,
     and ask the policy what comes next (``awaiting_action``: the customer must
     authenticate it, ``cases.authentication``)."""
-    failure = Failure(at, at if awaiting_action else None)
+    failure = Failure.of(at, awaiting_action=awaiting_action)
     return on_failed_charges(session, {invoice_id: failure}, now=now)[invoice_id]
 
 
@@ -196,7 +201,7 @@ class LedgerNews:
     canceled_subscriptions: set[str] = field(default_factory=set)
 
     def failed(self, invoice_id: str, at: datetime, *, awaiting_action: bool = False) -> None:
-        failure = Failure(at, at if awaiting_action else None)
+        failure = Failure.of(at, awaiting_action=awaiting_action)
         old = self.failures.get(invoice_id)
         self.failures[invoice_id] = old.merged(failure) if old else failure
 

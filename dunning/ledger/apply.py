@@ -451,12 +451,7 @@ def apply_charges(
             else r
             for r in recs
         ]
-    customers: dict[str, str | None] = {}
-    for rec in recs:
-        if rec.invoice_id:
-            customers[rec.invoice_id] = customers.get(rec.invoice_id) or rec.customer_id
-    if customers:
-        lock_invoices(session, customers)
+    _lock_named(session, [(rec.invoice_id, rec.customer_id) for rec in recs])
     record_attempts(
         session,
         [
@@ -474,6 +469,17 @@ def apply_charges(
         ],
     )
     return recs
+
+
+def _lock_named(session: Session, named: list[tuple[str | None, str | None]]) -> None:
+    """Lock the invoices a batch names (invoice, customer), each learning its customer
+    from whichever of its events names one."""
+    customers: dict[str, str | None] = {}
+    for invoice_id, customer_id in named:
+        if invoice_id:
+            customers[invoice_id] = customers.get(invoice_id) or customer_id
+    if customers:
+        lock_invoices(session, customers)
 
 
 def apply_invoice_payment(session: Session, obj: so.Obj) -> tuple[str, datetime | None] | None:
@@ -552,10 +558,7 @@ def apply_invoices_failed(
     """``apply_invoice_failed`` for a batch: the invoices locked (in id order), updated
     and their attempts recorded in a few statements."""
     recs = [so.read_invoice(f.obj) for f in failures]
-    customers: dict[str, str | None] = {}
-    for rec in recs:
-        customers[rec.id] = customers.get(rec.id) or rec.customer_id
-    lock_invoices(session, customers)
+    _lock_named(session, [(rec.id, rec.customer_id) for rec in recs])
     apply_invoices(session, [(f.obj, f.version) for f in failures])
     attempts, ats = [], [datetime.fromtimestamp(f.version, tz=UTC) for f in failures]
     for f, rec, at in zip(failures, recs, ats, strict=True):
