@@ -214,6 +214,9 @@ def main() -> None:
                 stored = (
                     conn.execute("SELECT count(*) FROM processor_events").fetchone()[0] - before
                 )
+                applied = conn.execute(
+                    "SELECT count(*) FROM processor_events WHERE status <> 'pending'"
+                ).fetchone()[0]
             stop.set()
             watcher.join()
         finally:
@@ -237,6 +240,8 @@ def main() -> None:
     verdict = "equal" if stored == accepted == sent else "MISMATCH"
     print(f"events stored          {stored}  ({verdict})")
     print(f"accepted events/s      {rate:,.0f}")
+    if not args.no_worker:
+        print(f"applied by the end     {applied}  (warm-up included; the worker runs niced)")
     print(f"latency p50 / p99      {p50:.1f} ms / {p99:.1f} ms")
     print(
         f"peak RSS web / worker  {peaks.get('web', 0) / 2**20:.0f} MiB / "

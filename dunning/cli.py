@@ -81,6 +81,7 @@ def worker() -> None:
     from workers.celery_app import app as celery
 
     settings = get_settings()
+    os.nice(settings.worker_nice)  # intake first: see Settings.worker_nice
     celery.worker_main(
         [
             *celery_flags(),

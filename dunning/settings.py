@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     web_concurrency: int = Field(default=1, ge=1)
     worker_concurrency: int = Field(default=2, ge=1)
+    # Workers yield the CPU to the web process: on a shared host a webhook is answered
+    # promptly during a burst while its events wait a little longer (bench/ingest.py).
+    worker_nice: int = Field(default=10, ge=0, le=19)
     demo: bool = True
     sweep_interval_seconds: float = Field(default=5.0, gt=0)
     event_grace_seconds: int = Field(default=60, ge=1)
