@@ -36,7 +36,8 @@ from dunning.db import engine_for  # noqa: E402
 from dunning.migrate import upgrade  # noqa: E402
 from dunning.reports.dashboard_page import Period, build_page  # noqa: E402
 from dunning.reports.schemas import Filters  # noqa: E402
-from dunning.reports.tables import TABLES, reading  # noqa: E402
+from dunning.reports.snapshot import reading  # noqa: E402
+from dunning.reports.tables import TABLES  # noqa: E402
 from tests.support.servers import fresh_database, postgres_server_url  # noqa: E402
 from tests.support.synthetic import seed  # noqa: E402
 

@@ -50,6 +50,12 @@ class DunningCase(Base):
             postgresql_include=["subscription_id", "state"],
             postgresql_where=text("end_action = 'cancel_subscription'"),
         ),
+        # Reports: what they read of a case, in id order, to merge-join other tables.
+        Index(
+            "ix_dunning_cases_report",
+            "id",
+            postgresql_include=["opened_at", "currency", "state", "amount", "recovered_amount"],
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)

@@ -11,7 +11,8 @@ from dunning.reports.csvio import to_csv
 from dunning.reports.display import fmt_duration, fmt_money, fmt_rate
 from dunning.reports.metrics.headline import headline
 from dunning.reports.schemas import Filters
-from dunning.reports.tables import TABLES, compute, filters, last_full_month, reading
+from dunning.reports.snapshot import reading
+from dunning.reports.tables import TABLES, compute, filters, last_full_month
 from dunning.startup import setup
 
 report_app = typer.Typer(

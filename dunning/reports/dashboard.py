@@ -31,7 +31,8 @@ from dunning.reports.dashboard_page import Period, build_page
 from dunning.reports.display import email_step_name, exact, fmt_duration, fmt_money, fmt_rate
 from dunning.reports.routes import csv_response, report_filters
 from dunning.reports.schemas import Filters
-from dunning.reports.tables import TABLES, filters, reading
+from dunning.reports.snapshot import reading
+from dunning.reports.tables import TABLES, filters
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False, route_class=ConsoleRoute)
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
 
 from markupsafe import Markup
 from sqlalchemy.engine import Engine
@@ -21,14 +20,19 @@ from sqlalchemy.engine import Engine
 from dunning.reports import schemas
 from dunning.reports.dashboard_charts import ChartRows, draw_charts
 from dunning.reports.metrics.breakdowns import ab_arms, breakdown
-from dunning.reports.metrics.channels import CHANNEL, recovered_by_channel
-from dunning.reports.metrics.churn import churn
+from dunning.reports.metrics.channels import (
+    CHANNEL,
+    recovered_by_channel,
+    sms_sent,
+    updater_calls,
+)
 from dunning.reports.metrics.cohort import cohort_groups
-from dunning.reports.metrics.headline import headline
+from dunning.reports.metrics.headline import HeadlineReads, headline, headline_reads
 from dunning.reports.metrics.recovery import TOTALS, monthly, recovery_days
 from dunning.reports.metrics.segments import segments
 from dunning.reports.schemas import Filters
-from dunning.reports.tables import TABLES, reading
+from dunning.reports.snapshot import Read, reading, together
+from dunning.reports.tables import TABLES
 
 TREND_MONTHS = 12
 CLASS, CODE = "decline_class", "decline_code"
@@ -74,55 +78,66 @@ class Page:
 
 
 def build_page(period: Period, as_of: datetime, engine: Engine | None = None) -> Page:
-    """Compute every table the dashboard shows, in one read-only transaction (on
-    ``engine``, the configured database's by default; the benchmark passes its own)."""
+    """Compute every table the dashboard shows, from one snapshot, the reads side by side
+    (on ``engine``, the configured database's by default; the benchmark passes its own)."""
     f = period.filters
+    all_currencies = f.model_copy(update={"currency": None})
+    trend_start = _months_before(f.end, TREND_MONTHS)
+    before = all_currencies.model_copy(update={"start": trend_start, "end": f.start})
+
+    def table(name: str) -> Read:
+        return lambda c: list(TABLES[name].compute(c, f, as_of))
+
+    # Every read at once, the longest (at a year) first; the headline's in its order.
+    extra: dict[str, Read] = {
+        "funnel": table("funnel"),
+        "earlier": lambda c: cohort_groups(c, before, ["month"]) if trend_start < f.start else None,
+        "sms": lambda c: sms_sent(c, f),
+        "updater": lambda c: updater_calls(c, f),
+        "at_risk": table("at-risk/summary"),
+        "segments": segments,
+    }
+    first = headline_reads(all_currencies, GROUPINGS)
     with reading(engine) as conn:
-
-        def rows(name: str, filters: Filters = f) -> list[Any]:
-            return list(TABLES[name].compute(conn, filters, as_of))
-
-        all_currencies = f.model_copy(update={"currency": None})
-        groups = cohort_groups(conn, all_currencies, GROUPINGS)
-        churn_rows = churn(conn, all_currencies)  # once: for the headline and its table
-        everything = headline(conn, all_currencies, churn_rows, groups)
-        currencies = [r.currency for r in everything]
+        found = together(conn, [*first[:2], *extra.values(), *first[2:]])
+        reads = HeadlineReads(*found[:2], *found[2 + len(extra) :])
+        got = dict(zip(extra, found[2 : 2 + len(extra)], strict=True))
+        arms = ab_arms(conn, f, reads.groups)  # names the arms' policies: one small read
+        groups = reads.groups
+        everything = headline(conn, all_currencies, reads)
         shown = [r for r in everything if f.currency is None or r.currency == f.currency]
         chart_currency = f.currency or (
             max(shown, key=lambda r: (r.cases_opened, r.renewals_attempted)).currency
             if shown
             else None
         )
-        if f.currency and f.currency not in currencies:
-            currencies.append(f.currency)
         in_currency = f.model_copy(update={"currency": chart_currency})
-        trend_start = _months_before(f.end, TREND_MONTHS)
-        before = in_currency.model_copy(update={"start": trend_start, "end": f.start})
-        earlier = [cohort_groups(conn, before, ["month"])] if trend_start < f.start else []
+        earlier = [got["earlier"]] if got["earlier"] is not None else []
         trend_filters = in_currency.model_copy(update={"start": trend_start})
         trend = [
             m for m in monthly(conn, trend_filters, *earlier, groups) if m.month >= trend_start
         ]
         by_class = breakdown(conn, in_currency, CLASS, groups)
         by_code = breakdown(conn, in_currency, CODE, groups)
-        channels = recovered_by_channel(conn, f, groups)
-        page = Page(
-            filters=f,
-            period=period,
-            chart_currency=chart_currency,
-            currencies=sorted(currencies),
-            segments=segments(conn),
-            headline=shown,
-            channels=channels,
-            churn=[r for r in churn_rows if f.currency is None or r.currency == f.currency],
-            arms=ab_arms(conn, f, groups),
-            funnel=rows("funnel"),
-            at_risk=rows("at-risk/summary"),
-            charts={},
-            trend_start=trend_start,
-            as_of=as_of,
-        )
+        channels = recovered_by_channel(conn, f, groups, (got["updater"], got["sms"]))
         days = recovery_days(conn, in_currency, groups)
+    currencies = {r.currency for r in everything} | ({f.currency} if f.currency else set())
+    page = Page(
+        filters=f,
+        period=period,
+        chart_currency=chart_currency,
+        currencies=sorted(currencies),
+        segments=got["segments"],
+        headline=shown,
+        channels=channels,
+        churn=[r for r in reads.churn if f.currency is None or r.currency == f.currency],
+        arms=arms,
+        funnel=got["funnel"],
+        at_risk=got["at_risk"],
+        charts={},
+        trend_start=trend_start,
+        as_of=as_of,
+    )
     page.charts = draw_charts(
         ChartRows(
             currency=chart_currency,

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from pydantic import BaseModel
-from sqlalchemy import Connection, text
-from sqlalchemy.engine import Engine
+from sqlalchemy import Connection
 
-from dunning.db import get_engine
 from dunning.reports import schemas
 from dunning.reports.metrics.at_risk import at_risk, at_risk_summary
 from dunning.reports.metrics.breakdowns import DIMENSIONS, ab_arms, breakdown, funnel
@@ -24,10 +21,9 @@ from dunning.reports.metrics.recovery import (
     time_to_recovery,
 )
 from dunning.reports.schemas import Filters
+from dunning.reports.snapshot import reading
 
 Compute = Callable[[Connection, Filters, datetime], Sequence[BaseModel]]
-
-STATEMENT_TIMEOUT_MS = 30_000
 
 
 @dataclass(frozen=True)
@@ -94,44 +90,6 @@ TABLES: dict[str, ReportTable] = {
     )
 }
 # fmt: on
-
-
-# Settings of the report transaction only (SET LOCAL). random_page_cost 1.1: the report
-# joins probe indexes of tables that live in RAM or on SSD, where Postgres' default of 4
-# (tuned for spinning disks) makes the planner scan 2,000,000 invoices instead of probing
-# 80,000 of them. jit off: compiling costs more than it saves on queries of a second.
-# work_mem: the cohort's sorts (percentiles) stay in memory. hash_mem_multiplier 8 (a
-# hash table may use 512 MB): the planner cannot tell how few groups the cohort's keys
-# make (a month of a timestamp looks like a million) and would sort a million cases
-# instead of hashing them into a few thousand groups; memory is used as groups appear.
-REPORT_SETTINGS = {
-    "statement_timeout": f"{STATEMENT_TIMEOUT_MS}",
-    "random_page_cost": "1.1",
-    "jit": "off",
-    "work_mem": "64MB",
-    "hash_mem_multiplier": "8",
-}
-
-
-@contextmanager
-def reading(engine: Engine | None = None) -> Iterator[Connection]:
-    """A read-only transaction for reports, with the report settings."""
-    with (engine or get_engine()).connect() as conn:
-        conn.execute(text("SET TRANSACTION READ ONLY"))
-        names = list(REPORT_SETTINGS)
-        conn.execute(
-            text(
-                "SELECT " + ", ".join(f"set_config(:n{i}, :v{i}, true)" for i in range(len(names)))
-            ),
-            {
-                **{f"n{i}": n for i, n in enumerate(names)},
-                **{f"v{i}": REPORT_SETTINGS[n] for i, n in enumerate(names)},
-            },
-        )
-        try:
-            yield conn
-        finally:
-            conn.rollback()
 
 
 def last_full_month(today: date | None = None) -> tuple[date, date]:

@@ -13,7 +13,8 @@ from dunning.reports.dashboard_charts import ChartRows, draw_charts
 from dunning.reports.dashboard_page import Period, build_page
 from dunning.reports.metrics.recovery import recovery_days
 from dunning.reports.schemas import Filters
-from dunning.reports.tables import TABLES, reading
+from dunning.reports.snapshot import reading
+from dunning.reports.tables import TABLES
 from tests.support.report_ledger import at, insert_ledger
 
 AS_OF = at(11, 1)

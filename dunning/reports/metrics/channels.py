@@ -27,16 +27,23 @@ CHANNELS = ("retry", "processor", "customer", UPDATER)
 _ACTED = "('card_updated', 'payment_attempted')"
 
 
+Updater = dict[str, tuple[int, int]]
+Sms = Mapping[str, tuple[int, int, int]]
+
 CHANNEL = "channel"
 """The ``cohort_groups`` grouping ``recovered_by_channel`` reads."""
 
 
 def recovered_by_channel(
-    conn: Connection, f: Filters, groups: Groups | None = None
+    conn: Connection,
+    f: Filters,
+    groups: Groups | None = None,
+    side: tuple[Updater, Sms] | None = None,
 ) -> list[ChannelRow]:
     """Recovered revenue of the cohort by channel, per currency (every channel listed),
     then the ``sms`` row: SMS sent and the recoveries that followed an SMS link.
-    ``groups``: ``cohort_groups`` of ``f`` with ``CHANNEL``, when the caller has them."""
+    ``groups`` (``cohort_groups`` of ``f`` with ``CHANNEL``) and ``side``
+    (``updater_calls`` and ``sms_sent`` of ``f``): when the caller has them."""
     found = {
         (r["currency"], r["value"]): {
             "cases": r["cases_recovered"],
@@ -45,8 +52,7 @@ def recovered_by_channel(
         for r in (groups or cohort_groups(conn, f, [CHANNEL])).rows(CHANNEL, f.currency)
         if r["value"] is not None
     }
-    updater = updater_calls(conn, f)
-    sms = sms_sent(conn, f)
+    updater, sms = side or (updater_calls(conn, f), sms_sent(conn, f))
     out: list[ChannelRow] = []
     for currency in sorted({cur for cur, _ in found} | set(updater) | set(sms)):
         total = sum(r["amount"] for (cur, _), r in found.items() if cur == currency)
@@ -82,7 +88,7 @@ def recovered_by_channel(
     return out
 
 
-def updater_calls(conn: Connection, f: Filters) -> dict[str, tuple[int, int]]:
+def updater_calls(conn: Connection, f: Filters) -> Updater:
     """Per currency: the card updater's calls about the cohort's cases, and its hits (the
     card changed). A first read of an unknown card (``fetch``) is no updater call."""
     sql = f"""
@@ -93,7 +99,7 @@ def updater_calls(conn: Connection, f: Filters) -> dict[str, tuple[int, int]]:
     return {r["currency"]: (int(r["calls"]), int(r["hits"])) for r in rows(conn, sql, params(f))}
 
 
-def sms_sent(conn: Connection, f: Filters) -> Mapping[str, tuple[int, int, int]]:
+def sms_sent(conn: Connection, f: Filters) -> Sms:
     """Per currency: (SMS sent about the cohort's cases, recovered cases whose customer
     updated the card or paid through an SMS link, their recovered amount)."""
     sql = f"""

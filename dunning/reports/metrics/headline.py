@@ -3,31 +3,63 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import Connection
 
 from dunning.reports.metrics.churn import churn
-from dunning.reports.metrics.cohort import Groups
-from dunning.reports.metrics.recovery import cohort_totals, renewal_failures
+from dunning.reports.metrics.cohort import Groups, cohort_groups
+from dunning.reports.metrics.recovery import (
+    TOTALS,
+    Counts,
+    Percentiles,
+    cohort_totals,
+    not_renewal_cases,
+    paid_first_time,
+    recovery_percentiles,
+    renewal_failures,
+)
 from dunning.reports.schemas import ChurnRow, Filters, HeadlineRow
+from dunning.reports.snapshot import Read, together
 from dunning.reports.stats import ratio
 
 
-def headline(
-    conn: Connection,
-    f: Filters,
-    churn_rows: Sequence[ChurnRow] | None = None,
-    groups: Groups | None = None,
-) -> list[HeadlineRow]:
+@dataclass(frozen=True)
+class HeadlineReads:
+    """What the headline reads, each of ``f`` with every currency the filter allows."""
+
+    groups: Groups  # cohort_groups with recovery.TOTALS
+    paid: Counts
+    percentiles: Percentiles
+    churn: Sequence[ChurnRow]
+    not_renewal: Counts
+
+
+def headline_reads(f: Filters, groupings: Sequence[str] = (TOTALS,)) -> list[Read]:
+    """The reads behind ``HeadlineReads``, in its order (longest first, for
+    ``snapshot.together``). ``groupings``: the cohort's, ``TOTALS`` among them (the
+    dashboard's tables share the scan)."""
+    return [
+        lambda c: cohort_groups(c, f, groupings),
+        lambda c: paid_first_time(c, f),
+        lambda c: recovery_percentiles(c, f),
+        lambda c: churn(c, f),
+        lambda c: not_renewal_cases(c, f),
+    ]
+
+
+def headline(conn: Connection, f: Filters, reads: HeadlineReads | None = None) -> list[HeadlineRow]:
     """One row per currency seen in the cohort, the renewals or the churn.
 
-    ``churn_rows``: ``churn(conn, f)``, and ``groups``: ``cohort_groups`` of ``f`` with
-    ``recovery.TOTALS``, when the caller has them already (the dashboard shows these
-    tables too and should not scan the subscriptions or the cohort twice)."""
-    totals = cohort_totals(conn, f, groups)
+    ``reads``: when the caller has them (the dashboard reads them side by side with its
+    other tables); else they are read here, side by side."""
+    if reads is None:
+        reads = HeadlineReads(*together(conn, headline_reads(f)))
+    totals = cohort_totals(conn, f, reads.groups, reads.percentiles)
     cohort = {r["currency"]: r for r in totals}
-    renewals = renewal_failures(conn, f, {cur: r["cases_opened"] for cur, r in cohort.items()})
-    churned = {r.currency: r for r in (churn(conn, f) if churn_rows is None else churn_rows)}
+    per_currency = {cur: r["cases_opened"] for cur, r in cohort.items()}
+    renewals = renewal_failures(per_currency, reads.not_renewal, reads.paid)
+    churned = {r.currency: r for r in reads.churn}
     out: list[HeadlineRow] = []
     for currency in sorted(cohort.keys() | renewals.keys() | churned.keys()):
         c = cohort.get(currency) or {}

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
@@ -38,69 +38,59 @@ TOTALS = "total"
 
 
 def cohort_totals(
-    conn: Connection, f: Filters, groups: Groups | None = None
+    conn: Connection,
+    f: Filters,
+    groups: Groups | None = None,
+    percentiles: Percentiles | None = None,
 ) -> list[dict[str, Any]]:
-    """Counts, amounts and time to recovery of the cohort, per currency. ``groups``:
-    ``cohort_groups`` of ``f`` with ``TOTALS``, when the caller has them (the dashboard)."""
+    """Counts, amounts and time to recovery of the cohort, per currency. ``groups``
+    (``cohort_groups`` of ``f`` with ``TOTALS``) and ``percentiles``
+    (``recovery_percentiles`` of ``f``): when the caller has them (the dashboard)."""
+    if percentiles is None:
+        percentiles = recovery_percentiles(conn, f)
     found = (groups or cohort_groups(conn, f, [TOTALS])).rows(TOTALS, f.currency)
     found.sort(key=lambda r: r["currency"])
     for row in found:
         del row["value"]
-    percentiles = recovery_percentiles(conn, f, [r["currency"] for r in found])
-    for row in found:
         row["median_hours"], row["p90_hours"] = percentiles.get(row["currency"], (None, None))
     return found
 
 
-def recovery_percentiles(conn: Connection, f: Filters, currencies: Sequence[str]) -> Percentiles:
-    """Median and p90 (continuous) hours to recovery of the cohort, for each of
-    ``currencies`` (those of the cohort; one with no recovery gets ``(None, None)``).
+def recovery_percentiles(conn: Connection, f: Filters) -> Percentiles:
+    """Median and p90 (continuous) hours to recovery of the cohort, per currency with a
+    recovery.
 
     A query of its own over the recovered cases only: ordered-set aggregates cannot run
     in parallel or hash their groups, so the counts above must not wait for this sort.
-    One aggregate per currency (``FILTER``) instead of ``GROUP BY``: no sort of every
-    row by currency before each group's own sort, and seconds as ``float8`` sort faster
-    than hours as ``numeric`` (a percentile of seconds / 3600 is one of hours).
+    Seconds as ``float8`` sort faster than hours as ``numeric`` (a percentile of
+    seconds / 3600 is one of hours).
     """
-    if not currencies:
-        return {}
-    names = [f"p{i}" for i in range(len(currencies))]
-    aggregates = ", ".join(
-        f"percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY r.seconds)"
-        f" FILTER (WHERE r.currency = :c{i}) AS {name}"
-        for i, name in enumerate(names)
-    )
     sql = f"""
-        SELECT {aggregates}
+        SELECT r.currency, percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY r.seconds) AS p
         FROM (SELECT {CURRENCY} AS currency, {SECONDS_TO_RECOVERY}::float8 AS seconds
-              FROM {cohort(f)} AND {RECOVERED} AND c.closed_at IS NOT NULL) r"""
-    bind = {**params(f), **{f"c{i}": cur for i, cur in enumerate(currencies)}}
-    [found] = rows(conn, sql, bind)
-    out: Percentiles = {}
-    for cur, name in zip(currencies, names, strict=True):
-        p = found[name]
-        out[cur] = (None, None) if p is None else (p[0] / 3600, p[1] / 3600)
-    return out
+              FROM {cohort(f)} AND {RECOVERED} AND c.closed_at IS NOT NULL) r
+        GROUP BY 1"""
+    return {r["currency"]: (r["p"][0] / 3600, r["p"][1] / 3600) for r in rows(conn, sql, params(f))}
 
 
-def renewal_failures(
-    conn: Connection, f: Filters, opened: Mapping[str, int]
-) -> dict[str, tuple[int, int]]:
-    """Per currency: (renewals first charged in the period, renewals whose first charge failed).
+Counts = dict[str, int]
 
-    ``opened``: the cohort's cases per currency (``cohort_totals``). The failed renewals
-    are those cases less the few whose invoice is no renewal (a case is opened from its
-    invoice's ledger row, so every case has one), found through the partial index of
-    invoices not billed for a cycle: probing the invoice of each case of a year would
-    cost a million index probes.
-    """
-    bind = params(f)
+
+def not_renewal_cases(conn: Connection, f: Filters) -> Counts:
+    """Per currency: the cohort's cases whose invoice is no renewal (few), found through
+    the partial index of invoices not billed for a cycle: probing the invoice of each
+    case of a year would cost a million index probes."""
     renewal = RENEWAL.format(case_subscription="c.subscription_id")
-    not_renewal_sql = f"""
+    sql = f"""
         SELECT {CURRENCY} AS currency, count(*) AS n
         FROM invoices i JOIN (SELECT c.* FROM {cohort(f)}) c ON c.invoice_id = i.id
         WHERE {NOT_CYCLE} AND NOT coalesce({renewal}, false)
         GROUP BY 1"""
+    return {r["currency"]: int(r["n"]) for r in rows(conn, sql, params(f))}
+
+
+def paid_first_time(conn: Connection, f: Filters) -> Counts:
+    """Per currency: renewals paid in the period that never had a case."""
     join = " JOIN customers cu ON cu.id = i.customer_id" if f.segment else ""
     where = [
         PAID_RENEWAL,
@@ -112,13 +102,22 @@ def renewal_failures(
         where.append("i.currency = :currency")
     if f.segment:
         where.append("cu.segment = :segment")
-    paid_sql = f"""
+    sql = f"""
         SELECT coalesce(i.currency, '{NO_CURRENCY}') AS currency, count(*) AS n
         FROM invoices i{join} WHERE {" AND ".join(where)}
         GROUP BY 1"""
-    not_renewal = {r["currency"]: int(r["n"]) for r in rows(conn, not_renewal_sql, bind)}
+    return {r["currency"]: int(r["n"]) for r in rows(conn, sql, params(f))}
+
+
+def renewal_failures(
+    opened: Mapping[str, int], not_renewal: Counts, paid: Counts
+) -> dict[str, tuple[int, int]]:
+    """Per currency: (renewals first charged in the period, renewals whose first charge
+    failed): the cohort's cases (``opened``, from ``cohort_totals``) less those whose
+    invoice is no renewal (``not_renewal_cases``; a case is opened from its invoice's
+    ledger row, so every case has one), and the renewals paid first time
+    (``paid_first_time``)."""
     failed = {cur: n - not_renewal.get(cur, 0) for cur, n in opened.items()}
-    paid = {r["currency"]: int(r["n"]) for r in rows(conn, paid_sql, bind)}
     return {
         cur: (failed.get(cur, 0) + paid.get(cur, 0), failed.get(cur, 0)) for cur in failed | paid
     }
@@ -131,13 +130,14 @@ def time_to_recovery(conn: Connection, f: Filters) -> list[TimeToRecoveryRow]:
         FROM {cohort(f)} AND {RECOVERED}
         GROUP BY 1 ORDER BY 1"""
     found = list(rows(conn, sql, params(f)))
-    percentiles = recovery_percentiles(conn, f, [r["currency"] for r in found])
+    percentiles = recovery_percentiles(conn, f)
+    none = (None, None)
     return [
         TimeToRecoveryRow(
             currency=r["currency"],
             recovered=r["recovered"],
-            median_hours=percentiles[r["currency"]][0],
-            p90_hours=percentiles[r["currency"]][1],
+            median_hours=percentiles.get(r["currency"], none)[0],
+            p90_hours=percentiles.get(r["currency"], none)[1],
         )
         for r in found
     ]
