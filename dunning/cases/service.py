@@ -18,6 +18,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
@@ -91,6 +93,12 @@ def on_failed_charge(
     return on_failed_charges(session, {invoice_id: failure}, now=now)[invoice_id]
 
 
+@cache
+def _open_cases() -> Any:
+    """Open a case per invoice, keeping one that exists (built once, run for many rows)."""
+    return insert(core_table(DunningCase)).on_conflict_do_nothing(index_elements=["invoice_id"])
+
+
 def on_failed_charges(
     session: Session, failures: dict[str, Failure], *, now: datetime | None = None
 ) -> dict[str, DunningCase]:
@@ -100,22 +108,19 @@ def on_failed_charges(
     ids = sorted(failures)
     invoices = lock_invoices(session, {i: None for i in ids})
     session.execute(
-        insert(core_table(DunningCase))
-        .values(
-            [
-                {
-                    "invoice_id": i,
-                    "customer_id": invoices[i].customer_id,
-                    "subscription_id": invoices[i].subscription_id,
-                    "state": CaseState.OPEN,
-                    "amount": invoices[i].amount_due,
-                    "currency": invoices[i].currency,
-                    "opened_at": failures[i].at,
-                }
-                for i in ids
-            ]
-        )
-        .on_conflict_do_nothing(index_elements=["invoice_id"])
+        _open_cases(),
+        [
+            {
+                "invoice_id": i,
+                "customer_id": invoices[i].customer_id,
+                "subscription_id": invoices[i].subscription_id,
+                "state": CaseState.OPEN,
+                "amount": invoices[i].amount_due,
+                "currency": invoices[i].currency,
+                "opened_at": failures[i].at,
+            }
+            for i in ids
+        ],
     )
     found = {
         case.invoice_id: case
