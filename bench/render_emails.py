@@ -12,10 +12,15 @@ from __future__ import annotations
 import argparse
 import itertools
 import statistics
+import sys
 import time
 from pathlib import Path
 
-from dunning.notify import LOCALES, TEMPLATES, Brand, render_email, sample_context
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from dunning.brand import Brand
+from dunning.formatting import LOCALES
+from dunning.notify.render import TEMPLATES, render_email, sample_context
 
 
 def main(argv: list[str] | None = None) -> None:
