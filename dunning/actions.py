@@ -84,3 +84,10 @@ def handlers(adapter: StripeAdapter | None, settings: Settings) -> dict[str, run
 def run_action(adapter: StripeAdapter | None, action_id: int, dispatch: int, now: datetime) -> str:
     """Perform one dispatch of an action (``adapter`` may be None where only emails run)."""
     return runner.run(handlers(adapter, get_settings()), action_id, dispatch, now)
+
+
+def run_actions(
+    adapter: StripeAdapter | None, claimed: list[tuple[int, int]], now: datetime
+) -> list[str]:
+    """Perform claimed dispatches as one batch (``runner.run_batch``): one outcome each."""
+    return runner.run_batch(handlers(adapter, get_settings()), claimed, now)

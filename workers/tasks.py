@@ -52,20 +52,21 @@ def sweep_actions() -> int:
 
 @app.task(name="workers.tasks.run_actions")
 def run_actions(claimed: list[list[int]], now: str) -> dict[str, int]:
-    """Perform claimed actions at the sweeper's clock ``now``, one after the other.
+    """Perform claimed actions at the sweeper's clock ``now``, as one batch.
 
     One action's error does not stop the others: its lease expires and the sweeper
     dispatches it again."""
     settings = get_settings()
     adapter = StripeAdapter.from_settings(settings) if settings.stripe_api_key else None
-    clock = queue.parse_clock(now)
+    pairs = [(action_id, dispatch) for action_id, dispatch in claimed]
+    try:
+        results = actions.run_actions(adapter, pairs, queue.parse_clock(now))
+    except Exception:  # a batch of one raises what its action raised
+        log.exception("actions %s failed", pairs)
+        results = ["error"] * len(pairs)
     outcomes: dict[str, int] = {}
-    for action_id, dispatch in claimed:
-        try:
-            outcome = actions.run_action(adapter, action_id, dispatch, clock).split(":")[0]
-        except Exception:
-            log.exception("action %s failed in dispatch %s", action_id, dispatch)
-            outcome = "error"
+    for result in results:
+        outcome = result.split(":")[0]
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
     return outcomes
 

@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from dunning import actions
 from dunning.db import session_scope
@@ -196,3 +197,72 @@ def test_http_provider_sender(provider: str) -> None:
         sender.send(_outgoing("bad@example.com"))
     with pytest.raises(TransientSendError):  # nothing listens there
         HttpSender("http://127.0.0.1:9", "t", timeout=1).send(_outgoing("ok@example.com"))
+
+
+def _reminders(n: int) -> list[tuple[int, int]]:
+    """``n`` renewal reminders for ``n`` customers, claimed: (action id, dispatch)."""
+    with session_scope() as session:
+        for i in range(n):
+            session.add(Customer(id=f"cus_{i}", email=f"c{i}@example.com", time_zone="UTC"))
+            session.add(
+                Subscription(
+                    id=f"sub_{i}", customer_id=f"cus_{i}", status="active", plan_name="Pro",
+                    interval="year", amount=49000, currency="eur",
+                    current_period_end=NOON_UTC + timedelta(days=3),
+                )
+            )  # fmt: skip
+            payload = {
+                "kind": RENEWAL,
+                "template": "renewal_reminder",
+                "subscription_id": f"sub_{i}",
+                "customer_id": f"cus_{i}",
+                "renewal_date": "2026-03-05",
+                "days": 3,
+            }
+            schedule_email(session, f"renewal:sub_{i}:2026-03-05:3", NOON_UTC, payload)
+    with session_scope() as session:
+        return sorted(sweeper.claim(session, NOON_UTC, 10))
+
+
+class _FailsFor(delivery.SendEmail):
+    """Raises an unexpected error for one subscription's email, in ``prepare`` or ``perform``."""
+
+    def __init__(self, subscription_id: str, step: str) -> None:
+        super().__init__(_settings())
+        self.subscription_id, self.step = subscription_id, step
+
+    def prepare(self, session: Any, action: Any, now: datetime) -> Any:
+        if self.step == "prepare" and action.payload["subscription_id"] == self.subscription_id:
+            session.execute(text("SELECT 1/0"))  # the batch's transaction is aborted
+        return super().prepare(session, action, now)
+
+    def perform(self, work: delivery.EmailWork) -> str | delivery.Refused:
+        if self.step == "perform" and work.message.to == "c1@example.com":
+            raise RuntimeError("boom")
+        return super().perform(work)
+
+
+@pytest.mark.parametrize("step", ["prepare", "perform"])
+def test_one_failing_action_in_a_batch_holds_back_none_of_the_others(
+    clean_db: None, smtp: Catcher, step: str
+) -> None:
+    claimed = _reminders(3)
+    results = runner.run_batch({ActionKind.SEND_EMAIL: _FailsFor("sub_1", step)}, claimed, NOON_UTC)
+    assert results[0] == results[2] == "sent"
+    assert results[1].startswith("error")
+    assert sorted(m["To"] for m in smtp.wait_for(2)) == ["c0@example.com", "c2@example.com"]
+    states = rows(
+        "SELECT s.status, n.status AS sent FROM scheduled_actions s"
+        " LEFT JOIN notifications n ON n.dedupe_key = s.dedupe_key ORDER BY s.id"
+    )
+    # The failing one is still leased: its lease runs out and the sweeper tries again.
+    leased = {"prepare": ("claimed", None), "perform": ("running", "claimed")}[step]
+    got = [(r["status"], r["sent"]) for r in states]
+    assert got == [("done", "sent"), leased, ("done", "sent")]
+
+
+def test_a_dispatch_repeated_within_a_batch_sends_once(clean_db: None, smtp: Catcher) -> None:
+    [(action_id, dispatch)] = _reminders(1)
+    results = actions.run_actions(None, [(action_id, dispatch)] * 2, NOON_UTC)
+    assert results == ["sent", "skipped: stale or duplicate dispatch"]
+    assert len(smtp.wait_for(1)) == 1
