@@ -7,6 +7,7 @@ for the workers and the tests (docs/architecture.md, "The action runner").
 
 from __future__ import annotations
 
+from contextlib import closing
 from datetime import datetime
 from typing import Any
 
@@ -53,7 +54,9 @@ class _NoProcessor(NoLook):
         return runner.Finish(ActionStatus.FAILED, "failed: DUNNING_STRIPE_API_KEY is not set")
 
 
-def handlers(adapter: StripeAdapter | None, settings: Settings) -> dict[str, runner.ActionHandler]:
+def handlers(
+    adapter: StripeAdapter | None, settings: Settings, email: SendEmail
+) -> dict[str, runner.ActionHandler]:
     """One handler per action kind."""
     retry: runner.ActionHandler = (
         RetryCharge(adapter) if adapter else _NoProcessor(ActionKind.RETRY_CHARGE)
@@ -77,17 +80,21 @@ def handlers(adapter: StripeAdapter | None, settings: Settings) -> dict[str, run
         ActionKind.RESUME_SUBSCRIPTION: resume,
         ActionKind.FETCH_CARD: fetch,
         ActionKind.CHECK_CARD: check,
-        ActionKind.SEND_EMAIL: SendEmail(settings),
+        ActionKind.SEND_EMAIL: email,
     }
 
 
 def run_action(adapter: StripeAdapter | None, action_id: int, dispatch: int, now: datetime) -> str:
     """Perform one dispatch of an action (``adapter`` may be None where only emails run)."""
-    return runner.run(handlers(adapter, get_settings()), action_id, dispatch, now)
+    [result] = run_actions(adapter, [(action_id, dispatch)], now)
+    return result
 
 
 def run_actions(
     adapter: StripeAdapter | None, claimed: list[tuple[int, int]], now: datetime
 ) -> list[str]:
-    """Perform claimed dispatches as one batch (``runner.run_batch``): one outcome each."""
-    return runner.run_batch(handlers(adapter, get_settings()), claimed, now)
+    """Perform claimed dispatches as one batch (``runner.run_batch``): one outcome each;
+    the batch's emails share one connection to the mail server."""
+    settings = get_settings()
+    with closing(SendEmail(settings)) as email:
+        return runner.run_batch(handlers(adapter, settings, email), claimed, now)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import json
 import socket
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -77,20 +78,21 @@ def send_email(alert: Alert, settings: Settings) -> None:
     except SendError as exc:
         raise AlertNotSent(f"email: {exc}") from exc
     host = socket.getfqdn() or "dunning"
-    for n, address in enumerate(settings.alert_emails):
-        email = OutgoingEmail(
-            to=address,
-            sender=from_address(settings),
-            subject=subject,
-            text=text + "\n",
-            html=f"<!doctype html><html><body>{body}</body></html>",
-            message_id=f"<alert.{alert.condition}.{alert.episode}.{n}@{host}>",
-            tags=(("alert", alert.condition),),
-        )
-        try:
-            sender.send(email)
-        except SendError as exc:
-            raise AlertNotSent(f"email to {address}: {exc}") from exc
+    with closing(sender):
+        for n, address in enumerate(settings.alert_emails):
+            email = OutgoingEmail(
+                to=address,
+                sender=from_address(settings),
+                subject=subject,
+                text=text + "\n",
+                html=f"<!doctype html><html><body>{body}</body></html>",
+                message_id=f"<alert.{alert.condition}.{alert.episode}.{n}@{host}>",
+                tags=(("alert", alert.condition),),
+            )
+            try:
+                sender.send(email)
+            except SendError as exc:
+                raise AlertNotSent(f"email to {address}: {exc}") from exc
 
 
 def webhook_body(alert: Alert, settings: Settings) -> dict[str, Any]:

@@ -55,6 +55,7 @@ from dunning.notify.links import NoLinkTarget, update_url
 from dunning.notify.models import Notification, NotificationStatus
 from dunning.notify.render import EmailTemplateError, render_email, render_sms
 from dunning.notify.senders import (
+    EmailSender,
     OutgoingEmail,
     SendError,
     TransientSendError,
@@ -126,6 +127,13 @@ class SendEmail(NoLook):
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._sender: EmailSender | None = None  # kept for the batch: one SMTP connection
+
+    def close(self) -> None:
+        """End the batch: let go of the email sender's connection."""
+        if self._sender is not None:
+            self._sender.close()
+            self._sender = None
 
     def prepare(self, session: Session, action: ScheduledAction, now: datetime) -> Step:
         settings = self.settings
@@ -173,7 +181,9 @@ class SendEmail(NoLook):
         try:
             if isinstance(work.message, OutgoingSms):
                 return sms_sender_from_settings(self.settings).send(work.message)
-            return sender_from_settings(self.settings).send(work.message)
+            if self._sender is None:
+                self._sender = sender_from_settings(self.settings)
+            return self._sender.send(work.message)
         except TransientSendError:
             raise
         except SendError as exc:

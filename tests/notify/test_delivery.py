@@ -266,3 +266,39 @@ def test_a_dispatch_repeated_within_a_batch_sends_once(clean_db: None, smtp: Cat
     results = actions.run_actions(None, [(action_id, dispatch)] * 2, NOON_UTC)
     assert results == ["sent", "skipped: stale or duplicate dispatch"]
     assert len(smtp.wait_for(1)) == 1
+
+
+def test_a_message_with_accents_and_a_long_subject_arrives_as_written(smtp: Catcher) -> None:
+    from dunning.notify.senders import sender_from_settings
+
+    subject = "Tu pago falló: actualiza tu tarjeta para seguir con tu suscripción anual a Café Pro"
+    email = OutgoingEmail(
+        to="pat@example.com", sender='"Café Ñandú" <billing@example.com>', subject=subject,
+        text="Hola, José: 12,00 €\n" + "línea " * 40, html="<p>Hola, José: 12,00 €</p>",
+        message_id="<dunning.9.abc@example.com>", reply_to="help@example.com",
+        tags=(("notification", "9"),),
+    )  # fmt: skip
+    assert sender_from_settings(_settings()).send(email) == email.message_id
+    [message] = smtp.wait_for(1)
+    assert message["Subject"] == subject
+    assert message["From"].addresses[0].display_name == "Café Ñandú"
+    assert message["Message-ID"] == email.message_id and message["X-Dunning-Notification"] == "9"
+    assert message.get_content_type() == "multipart/alternative"
+    plain, html = message.get_body(("plain",)), message.get_body(("html",))
+    # Lines end in CRLF on the wire, and a quoted-printable part decodes with them.
+    assert plain is not None and plain.get_content().replace("\r\n", "\n") == email.text
+    assert html is not None and html.get_content().rstrip("\r\n") == email.html
+
+
+def test_a_batch_sends_on_one_connection_and_a_bounce_costs_only_its_own_email(
+    clean_db: None, smtp: Catcher
+) -> None:
+    smtp.bounce.add("c1@example.com")
+    claimed = _reminders(4)
+    results = actions.run_actions(None, claimed, NOON_UTC)
+    assert results[1].startswith("failed: recipient refused: 550")
+    assert [results[0], results[2], results[3]] == ["sent"] * 3
+    assert len(smtp.wait_for(3)) == 3
+    # One connection for the batch; the refused recipient's is dropped and a new one
+    # carries the rest.
+    assert smtp.greetings == 2

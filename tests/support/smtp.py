@@ -31,6 +31,15 @@ class Catcher:
     temp_fail: dict[str, int] = field(default_factory=dict)
     bounce: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    greetings: int = 0  # EHLO/HELO received: one per connection
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        with self.lock:
+            self.greetings += 1
+        session.host_name = hostname
+        return responses
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
