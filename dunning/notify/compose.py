@@ -96,6 +96,33 @@ def compose(
     raise NotNeeded(f"unknown email kind {kind!r}")
 
 
+def prefetch(session: Session, payloads: list[dict[str, Any]]) -> None:
+    """Read the cases, customers, subscriptions, invoices and cards a batch of emails
+    will compose from, a query a table: ``compose`` then finds them in the session."""
+    case_ids = {int(p["case_id"]) for p in payloads if p.get("kind") == DUNNING and "case_id" in p}
+    cases = _load(session, DunningCase, case_ids)
+    customer_ids = {p["customer_id"] for p in payloads if p.get("customer_id")}
+    customer_ids |= {c.customer_id for c in cases}
+    sub_ids = {p["subscription_id"] for p in payloads if p.get("subscription_id")}
+    sub_ids |= {c.subscription_id for c in cases if c.subscription_id}
+    _load(session, Invoice, {c.invoice_id for c in cases})
+    customers = {c.id: c for c in _load(session, Customer, customer_ids)}
+    subs = _load(session, Subscription, sub_ids)
+    cards = {charged_card_id(sub, customers.get(sub.customer_id or "")) for sub in subs}
+    cards |= {charged_card_id(None, customer) for customer in customers.values()}
+    _load(session, PaymentMethod, {card for card in cards if card})
+
+
+def _load(session: Session, model: Any, ids: set[Any]) -> list[Any]:
+    """The rows, held by the session until it closes (its identity map alone holds
+    clean rows weakly: unreferenced, they would be gone before ``compose`` asks)."""
+    if not ids:
+        return []
+    rows = list(session.scalars(select(model).where(model.id.in_(sorted(ids)))))
+    session.info.setdefault("prefetched", []).extend(rows)
+    return rows
+
+
 def _customer(session: Session, customer_id: str | None, channel: str = EMAIL) -> Customer:
     customer = session.get(Customer, customer_id) if customer_id else None
     if customer is None or customer.deleted:

@@ -50,6 +50,7 @@ from dunning.notify.compose import (
     NotNeeded,
     Undeliverable,
     compose,
+    prefetch,
 )
 from dunning.notify.links import NoLinkTarget, update_url
 from dunning.notify.models import Notification, NotificationStatus
@@ -134,6 +135,10 @@ class SendEmail(NoLook):
         if self._sender is not None:
             self._sender.close()
             self._sender = None
+
+    def prefetch(self, session: Session, actions: list[ScheduledAction]) -> None:
+        """A batch's ledger rows in a few queries, before each email is composed."""
+        prefetch(session, [action.payload for action in actions])
 
     def prepare(self, session: Session, action: ScheduledAction, now: datetime) -> Step:
         settings = self.settings
@@ -268,11 +273,12 @@ def _claim_row(session: Session, key: str, composed: Composed) -> Notification:
         )
         .on_conflict_do_nothing(index_elements=[table.c.dedupe_key])
     )
-    notification = session.execute(
-        select(Notification).where(Notification.dedupe_key == key).with_for_update()
+    return session.execute(
+        select(Notification)
+        .where(Notification.dedupe_key == key)
+        .with_for_update()
+        .execution_options(populate_existing=True)  # as locked, not as read before
     ).scalar_one()
-    session.refresh(notification)
-    return notification
 
 
 def _context(composed: Composed, notification: Notification, settings: Settings) -> dict[str, Any]:

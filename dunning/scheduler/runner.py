@@ -33,7 +33,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -129,6 +129,14 @@ class ActionHandler(Protocol):
 Handlers = Mapping[str, ActionHandler]
 
 
+@runtime_checkable
+class Prefetches(Protocol):
+    """A handler that reads the rows a batch of its actions needs in a few queries, into
+    the session, before ``prepare`` runs for each of them."""
+
+    def prefetch(self, session: Session, actions: list[ScheduledAction]) -> None: ...
+
+
 class NoLook:
     """For handlers whose ``prepare`` never answers :class:`Look`."""
 
@@ -177,7 +185,11 @@ def run_batch(handlers: Handlers, claimed: list[tuple[int, int]], now: datetime)
     its result says ``error``, and the action stays leased for the sweeper to retry.
     """
     items = [_Dispatch(action_id, dispatch) for action_id, dispatch in claimed]
-    _together(items, lambda session, item, action: _begin(session, handlers, item, action, now))
+    _together(
+        items,
+        lambda session, item, action: _begin(session, handlers, item, action, now),
+        before=lambda session, locked: _prefetch(session, handlers, locked),
+    )
     looking = [i for i in items if i.result is None and isinstance(i.step, Look)]
     _effects(looking, lambda item, handler: handler.look(_work(item)), "seen", len(items))
     _together(
@@ -288,18 +300,32 @@ def _effects(
             item.result = f"error: {type(exc).__name__}"
 
 
+Before = Callable[[Session, dict[int, ScheduledAction]], None]
+
+
+def _prefetch(session: Session, handlers: Handlers, locked: dict[int, ScheduledAction]) -> None:
+    """Let each handler that can read what its actions will need in a few queries."""
+    for kind, handler in handlers.items():
+        if isinstance(handler, Prefetches):
+            mine = [a for a in locked.values() if a.kind == kind]
+            if mine:
+                handler.prefetch(session, mine)
+
+
 def _together(
     items: list[_Dispatch],
     step: Callable[[Session, _Dispatch, ScheduledAction | None], str | None],
+    before: Before | None = None,
 ) -> None:
     """Run ``step`` for every item in one transaction, their action rows locked in id
-    order; if that fails, for each item in a transaction of its own. The value ``step``
-    returns settles the item (its result) once its transaction has committed."""
+    order (``before`` sees them first); if that fails, for each item in a transaction of
+    its own. The value ``step`` returns settles the item (its result) once its
+    transaction has committed."""
     if not items:
         return
     if len(items) > 1:
         try:
-            items_results = _in_one_transaction(items, step)
+            items_results = _in_one_transaction(items, step, before)
         except Exception:
             log.warning("%d actions failed together; each runs alone", len(items), exc_info=True)
         else:
@@ -308,7 +334,7 @@ def _together(
             return
     for item in items:
         try:
-            [(_, result)] = _in_one_transaction([item], step)
+            [(_, result)] = _in_one_transaction([item], step, before)
         except Exception as exc:
             if len(items) == 1:
                 raise
@@ -320,9 +346,12 @@ def _together(
 def _in_one_transaction(
     items: list[_Dispatch],
     step: Callable[[Session, _Dispatch, ScheduledAction | None], str | None],
+    before: Before | None,
 ) -> list[tuple[_Dispatch, str | None]]:
     with session_scope() as session:
         locked = lock_all(session, [i.action_id for i in items])
+        if before is not None and len(items) > 1:
+            before(session, locked)
         return [(item, step(session, item, locked.get(item.action_id))) for item in items]
 
 
