@@ -9,6 +9,7 @@ from dunning.events.models import ProcessorEvent
 from dunning.ledger.models import ChargeAttempt, Customer, Invoice, PaymentMethod, Subscription
 from dunning.notify.models import Notification
 from dunning.policy.tables import PolicyActivation, RetryPolicy
+from dunning.reports.models import ReportCohortGroup, ReportCohortMonth, ReportCohortRecovery
 from dunning.scheduler.models import ScheduledAction
 
 __all__ = [
@@ -27,6 +28,9 @@ __all__ = [
     "PaymentMethod",
     "PolicyActivation",
     "ProcessorEvent",
+    "ReportCohortGroup",
+    "ReportCohortMonth",
+    "ReportCohortRecovery",
     "RetryPolicy",
     "ScheduledAction",
     "Subscription",

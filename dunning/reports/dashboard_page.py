@@ -17,6 +17,7 @@ from datetime import date, datetime, timedelta
 from markupsafe import Markup
 from sqlalchemy.engine import Engine
 
+from dunning.db import get_engine
 from dunning.reports import schemas
 from dunning.reports.dashboard_charts import ChartRows, draw_charts
 from dunning.reports.metrics.breakdowns import ab_arms, breakdown
@@ -30,6 +31,7 @@ from dunning.reports.metrics.cohort import cohort_groups
 from dunning.reports.metrics.headline import HeadlineReads, headline, headline_reads
 from dunning.reports.metrics.recovery import TOTALS, monthly, recovery_days
 from dunning.reports.metrics.segments import segments
+from dunning.reports.rollup import build
 from dunning.reports.schemas import Filters
 from dunning.reports.snapshot import Read, reading, together
 from dunning.reports.tables import TABLES
@@ -79,7 +81,8 @@ class Page:
 
 def build_page(period: Period, as_of: datetime, engine: Engine | None = None) -> Page:
     """Compute every table the dashboard shows, from one snapshot, the reads side by side
-    (on ``engine``, the configured database's by default; the benchmark passes its own)."""
+    (on ``engine``, the configured database's by default; the benchmark passes its own).
+    The settled months of the period missing from the rollup are built first."""
     f = period.filters
     all_currencies = f.model_copy(update={"currency": None})
     trend_start = _months_before(f.end, TREND_MONTHS)
@@ -98,6 +101,8 @@ def build_page(period: Period, as_of: datetime, engine: Engine | None = None) ->
         "segments": segments,
     }
     first = headline_reads(all_currencies, GROUPINGS)
+    engine = engine or get_engine()
+    build(engine, all_currencies.model_copy(update={"start": min(trend_start, f.start)}), as_of)
     with reading(engine) as conn:
         found = together(conn, [*first[:2], *extra.values(), *first[2:]])
         reads = HeadlineReads(*found[:2], *found[2 + len(extra) :])

@@ -60,6 +60,11 @@ def _begin(conn: Connection, snapshot: str | None = None) -> None:
         if not _SNAPSHOT_ID.fullmatch(snapshot):  # it is spliced into the statement
             raise ValueError(f"not a snapshot id: {snapshot!r}")
         conn.execute(text(f"SET TRANSACTION SNAPSHOT '{snapshot}'"))
+    report_settings(conn)
+
+
+def report_settings(conn: Connection) -> None:
+    """Set ``REPORT_SETTINGS`` for the rest of ``conn``'s transaction."""
     names = list(REPORT_SETTINGS)
     conn.execute(
         text("SELECT " + ", ".join(f"set_config(:n{i}, :v{i}, true)" for i in range(len(names)))),

@@ -11,17 +11,19 @@ the same SQL with only its own grouping, so a figure has one definition wherever
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection
 
+from dunning.reports.metrics.rollup import GROUPS, live_ranges, rolled_months
 from dunning.reports.metrics.sql import (
     COHORT_AGGREGATES,
     NO_CURRENCY,
     RECOVERED,
     WHOLE_DAYS_TO_RECOVERY,
+    Ranges,
     cohort,
     params,
     rows,
@@ -101,33 +103,64 @@ class Groups:
         return out
 
 
+ROLLED = ("month", "day", "channel", "policy_id", "decline_class", "decline_code", "card_brand")
+"""The keyed groupings a settled month's rollup keeps (the columns of ``report_cohort_groups``
+have their names): keys of the case alone, so only a change to a case can change them."""
+
+
+def fine_groups(f: Filters, names: Sequence[str], ranges: Ranges | None = None) -> str:
+    """The cohort of ``f`` (in ``ranges`` of it, when given) grouped by the currency and
+    every key of ``names`` at once: columns ``currency``, ``k<i>`` (the key of
+    ``names[i]``) and ``COHORT_AGGREGATES``. A settled month's rollup is this of the month
+    (``reports.rollup``)."""
+    joins = [j for n in names for j in GROUPINGS[n].joins]
+    keys = [GROUPINGS[n].key for n in names]
+    inner = [f"{k} AS k{i}" for i, k in enumerate(keys) if k is not None]
+    columns = ", ".join(["c.currency", "c.state", "c.amount", "c.recovered_amount", *inner])
+    fine = ", ".join(["c.currency", *(f"c.k{i}" for i, k in enumerate(keys) if k is not None)])
+    return f"""SELECT {fine}, {COHORT_AGGREGATES}
+              FROM (SELECT {columns}
+                    FROM {_with_joins(cohort(f, ranges), dict.fromkeys(joins))}) c
+              GROUP BY {fine}"""
+
+
+def _rolled_groups(f: Filters, names: Sequence[str]) -> str:
+    """``fine_groups`` of the months ``:rolled``, from their rollup."""
+    keys = [f"c.{n} AS k{i}" for i, n in enumerate(names) if GROUPINGS[n].key is not None]
+    sums = ", ".join(f"c.{n}" for n in _names(COHORT_AGGREGATES))
+    currency = " AND c.currency = :currency" if f.currency else ""
+    return f"""SELECT {", ".join(["c.currency", *keys, sums])}
+              FROM {GROUPS} c WHERE c.month = ANY(:rolled){currency}"""
+
+
 def cohort_groups(conn: Connection, f: Filters, groupings: Iterable[str]) -> Groups:
     """The cohort of ``f`` grouped, in one scan, by each of ``groupings`` (names of
-    ``GROUPINGS``) and the currency: ``COHORT_AGGREGATES``."""
+    ``GROUPINGS``) and the currency: ``COHORT_AGGREGATES``. The settled months of the
+    period that the rollup holds are read from it (not for a segment: a customer's
+    segment is no key of the case)."""
     names = list(dict.fromkeys(groupings))
-    joins = [j for n in names for j in GROUPINGS[n].joins]
     keys = [(n, GROUPINGS[n].key) for n in names]
-    inner = [f"{k} AS k{i}" for i, (_, k) in enumerate(keys) if k is not None]
+    rollable = f.segment is None and all(k is None or n in ROLLED for n, k in keys)
+    months = rolled_months(conn, f) if rollable else []
+    ranges = live_ranges(f, months) if months else None
+    parts = [fine_groups(f, names, ranges)] if ranges is None or ranges else []
+    if months:
+        parts.append(_rolled_groups(f, names))
     sets = ", ".join(f"(c.k{i})" if k is not None else "()" for i, (_, k) in enumerate(keys))
     keyed = [f"c.k{i}" for i, (_, k) in enumerate(keys) if k is not None]
     grouping = f"GROUPING({', '.join(keyed)})" if keyed else "0"
     sums = ", ".join(f"sum(c.{n})::bigint AS {n}" for n in _names(COHORT_AGGREGATES))
-    columns = ", ".join(["c.currency", "c.state", "c.amount", "c.recovered_amount", *inner])
-    fine = ", ".join(["c.currency", *keyed])
     # Two steps: the cases grouped by every key at once (a few thousand groups), then
     # each grouping set summed from those: one hash lookup per case instead of one per set.
     sql = f"""
         SELECT c.currency AS raw, {grouping} AS grp, {", ".join(keyed) or "NULL AS k"}, {sums}
-        FROM (SELECT {fine}, {COHORT_AGGREGATES}
-              FROM (SELECT {columns}
-                    FROM {_with_joins(cohort(f), dict.fromkeys(joins))}) c
-              GROUP BY {fine}) c
+        FROM ({" UNION ALL ".join(parts)}) c
         GROUP BY c.currency, GROUPING SETS ({sets})
         ORDER BY grp, coalesce(c.currency, '{NO_CURRENCY}'), cases_opened DESC,
             {", ".join(keyed) or "1"}"""
     by_mask = _masks(keys)
     out = Groups({n: [] for n in names})
-    for r in rows(conn, sql, params(f)):
+    for r in rows(conn, sql, {**params(f, ranges or ()), "rolled": months}):
         name, index = by_mask[r.pop("grp")]
         values = {k: r.pop(k) for k in list(r) if k.startswith("k") and k[1:].isdigit()}
         r.pop("k", None)

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from dunning.reports.metrics.cohort import Groups, cohort_groups, counts
+from dunning.reports.metrics.rollup import RECOVERIES, live_ranges, rolled_months
 from dunning.reports.metrics.sql import (
     CURRENCY,
     NO_CURRENCY,
@@ -18,6 +19,7 @@ from dunning.reports.metrics.sql import (
     RECOVERED,
     RENEWAL,
     SECONDS_TO_RECOVERY,
+    Ranges,
     cohort,
     params,
     rows,
@@ -56,6 +58,13 @@ def cohort_totals(
     return found
 
 
+def recovery_seconds(f: Filters, ranges: Ranges | None = None) -> str:
+    """The currency and seconds to recovery of each recovered case of the cohort (in
+    ``ranges`` of it, when given). A settled month's rollup keeps these of the month."""
+    return f"""SELECT {CURRENCY} AS currency, {SECONDS_TO_RECOVERY}::float8 AS seconds
+              FROM {cohort(f, ranges)} AND {RECOVERED} AND c.closed_at IS NOT NULL"""
+
+
 def recovery_percentiles(conn: Connection, f: Filters) -> Percentiles:
     """Median and p90 (continuous) hours to recovery of the cohort, per currency with a
     recovery.
@@ -63,14 +72,23 @@ def recovery_percentiles(conn: Connection, f: Filters) -> Percentiles:
     A query of its own over the recovered cases only: ordered-set aggregates cannot run
     in parallel or hash their groups, so the counts above must not wait for this sort.
     Seconds as ``float8`` sort faster than hours as ``numeric`` (a percentile of
-    seconds / 3600 is one of hours).
+    seconds / 3600 is one of hours). The seconds of the settled months that the rollup
+    holds are read from it (all currencies, no segment: it keeps them so).
     """
+    months = rolled_months(conn, f) if f.segment is None and f.currency is None else []
+    ranges = live_ranges(f, months) if months else None
+    parts = [recovery_seconds(f, ranges)] if ranges is None or ranges else []
+    if months:
+        parts.append(
+            f"SELECT r.currency, s.seconds FROM {RECOVERIES} r, unnest(r.seconds) AS s(seconds)"
+            " WHERE r.month = ANY(:rolled)"
+        )
     sql = f"""
         SELECT r.currency, percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY r.seconds) AS p
-        FROM (SELECT {CURRENCY} AS currency, {SECONDS_TO_RECOVERY}::float8 AS seconds
-              FROM {cohort(f)} AND {RECOVERED} AND c.closed_at IS NOT NULL) r
+        FROM ({" UNION ALL ".join(parts)}) r
         GROUP BY 1"""
-    return {r["currency"]: (r["p"][0] / 3600, r["p"][1] / 3600) for r in rows(conn, sql, params(f))}
+    bind = {**params(f, ranges or ()), "rolled": months}
+    return {r["currency"]: (r["p"][0] / 3600, r["p"][1] / 3600) for r in rows(conn, sql, bind)}
 
 
 Counts = dict[str, int]

@@ -6,7 +6,7 @@ written once, so two tables can never count the same thing differently.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, time
 from typing import Any
 
@@ -57,20 +57,40 @@ def _instant(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
 
 
-def params(f: Filters) -> dict[str, Any]:
-    """The bind parameters of every metric query: the period as UTC instants, the filters."""
-    return {
+Ranges = Sequence[tuple[date, date]]
+"""Parts ``[start, end)`` of a period: what is left of it to read live when the settled
+months of a rollup (``metrics.rollup``) are taken out."""
+
+
+def params(f: Filters, ranges: Ranges = ()) -> dict[str, Any]:
+    """The bind parameters of every metric query: the period as UTC instants, the filters
+    (and ``ranges``, for ``cohort(f, ranges)``)."""
+    bind = {
         "start": _instant(f.start),
         "end": _instant(f.end),
         "currency": f.currency,
         "segment": f.segment,
     }
+    for i, (start, end) in enumerate(ranges):
+        bind[f"r{i}_start"], bind[f"r{i}_end"] = _instant(start), _instant(end)
+    return bind
 
 
-def cohort(f: Filters) -> str:
-    """FROM … WHERE of the cohort, aliased ``c``: cases opened in the period."""
+def cohort(f: Filters, ranges: Ranges | None = None) -> str:
+    """FROM … WHERE of the cohort, aliased ``c``: cases opened in the period (in
+    ``ranges`` of it, when given; their bounds are bound by ``params(f, ranges)``)."""
     join = " JOIN customers cu ON cu.id = c.customer_id" if f.segment else ""
-    where = ["c.opened_at >= :start", "c.opened_at < :end"]
+    if ranges is None:
+        where = ["c.opened_at >= :start", "c.opened_at < :end"]
+    else:
+        where = [
+            "("
+            + " OR ".join(
+                f"(c.opened_at >= :r{i}_start AND c.opened_at < :r{i}_end)"
+                for i in range(len(ranges))
+            )
+            + ")"
+        ]
     if f.currency:
         where.append("c.currency = :currency")
     if f.segment:

@@ -1,0 +1,136 @@
+"""The rollup of settled months never drifts from the ledger: every figure read with it
+equals the live query's, also after a case of a rolled-up month changes."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection, text
+
+from dunning.db import get_engine
+from dunning.reports.dashboard_page import Period, build_page
+from dunning.reports.metrics.recovery import recovery_percentiles
+from dunning.reports.rollup import build
+from dunning.reports.schemas import Filters
+from dunning.reports.snapshot import reading
+from dunning.reports.tables import TABLES
+from tests.support.report_ledger import at, insert_ledger
+
+LATER = datetime(2027, 6, 1, tzinfo=at(1, 1).tzinfo)  # September and October are settled
+AUTUMN = Filters(start=date(2026, 9, 1), end=date(2026, 11, 1))
+PERIODS = [
+    AUTUMN,
+    Filters(start=date(2026, 10, 1), end=date(2026, 11, 1)),
+    Filters(start=date(2026, 9, 12), end=date(2026, 11, 3)),  # a rolled month and live parts
+    Filters(start=date(2026, 1, 1), end=date(2027, 1, 1), currency="usd"),
+    Filters(start=date(2026, 9, 1), end=date(2026, 11, 1), segment="smb"),  # read live
+]
+NAMES = [
+    "recovery",
+    "monthly",
+    "recovery-days",
+    "channels",
+    "time-to-recovery",
+    "ab",
+    *(f"breakdown/{d}" for d in ("decline_class", "decline_code", "card_brand", "plan")),
+]
+
+
+@pytest.fixture
+def ledger(clean_db: None) -> None:
+    """The hand-built ledger, committed: the rollup is built on connections of its own."""
+    with get_engine().begin() as conn:
+        insert_ledger(conn)
+
+
+def _figures(conn: Connection, f: Filters) -> dict[str, Any]:
+    out: dict[str, Any] = {n: list(TABLES[n].compute(conn, f, LATER)) for n in NAMES}
+    out["percentiles"] = recovery_percentiles(conn, f)
+    return out
+
+
+def _with_rollup(f: Filters) -> dict[str, Any]:
+    with reading() as conn:
+        return _figures(conn, f)
+
+
+def _live(f: Filters) -> dict[str, Any]:
+    """The figures with no rollup at all: its months deleted in a transaction undone."""
+    with get_engine().connect() as conn:
+        conn.execute(text("DELETE FROM report_cohort_months"))
+        try:
+            return _figures(conn, f)
+        finally:
+            conn.rollback()
+
+
+def _rolled() -> list[date]:
+    with get_engine().connect() as conn:
+        return list(
+            conn.execute(text("SELECT month FROM report_cohort_months ORDER BY 1")).scalars()
+        )
+
+
+@pytest.mark.parametrize("f", PERIODS, ids=lambda f: f"{f.start}-{f.end}-{f.currency}-{f.segment}")
+def test_the_figures_read_with_the_rollup_are_the_live_ones(ledger: None, f: Filters) -> None:
+    assert build(get_engine(), Filters(start=date(2026, 1, 1), end=date(2027, 1, 1)), LATER)
+    assert date(2026, 10, 1) in _rolled()
+    assert _with_rollup(f) == _live(f)
+
+
+def test_a_late_recovery_deletes_its_month_and_the_next_build_counts_it(ledger: None) -> None:
+    build(get_engine(), AUTUMN, LATER)
+    assert _rolled() == [date(2026, 9, 1), date(2026, 10, 1)]
+    before = _with_rollup(AUTUMN)
+    with get_engine().begin() as conn:  # c6, open since October 20, is paid
+        conn.execute(
+            text(
+                "UPDATE dunning_cases SET state = 'recovered', closed_at = :t,"
+                " recovered_amount = 6000, recovered_by = 'customer' WHERE id = 6"
+            ),
+            {"t": at(11, 2)},
+        )
+    assert _rolled() == [date(2026, 9, 1)]  # October is read live now
+    after = _with_rollup(AUTUMN)
+    assert after != before
+    assert after == _live(AUTUMN)
+    assert build(get_engine(), AUTUMN, LATER) == [date(2026, 10, 1)]
+    assert _with_rollup(AUTUMN) == after == _live(AUTUMN)
+
+
+def test_a_change_the_reports_do_not_read_keeps_the_month(ledger: None) -> None:
+    build(get_engine(), AUTUMN, LATER)
+    with get_engine().begin() as conn:
+        conn.execute(text("UPDATE dunning_cases SET paused = true WHERE id = 6"))
+    assert _rolled() == [date(2026, 9, 1), date(2026, 10, 1)]
+
+
+def test_a_new_case_in_a_rolled_month_deletes_it(ledger: None) -> None:
+    build(get_engine(), AUTUMN, LATER)
+    with get_engine().begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO dunning_cases (id, invoice_id, state, amount, currency, opened_at)"
+                " VALUES (500, 'in_late', 'open', 100, 'usd', :o)"
+            ),
+            {"o": at(9, 3)},
+        )
+    assert _rolled() == [date(2026, 10, 1)]
+    assert _with_rollup(AUTUMN) == _live(AUTUMN)
+
+
+def test_a_month_being_changed_is_not_built_until_the_change_ends(ledger: None) -> None:
+    with get_engine().connect() as writer:
+        writer.execute(text("UPDATE dunning_cases SET amount = amount + 1 WHERE id = 6"))
+        assert build(get_engine(), AUTUMN, LATER) == [date(2026, 9, 1)]  # October is locked
+        writer.commit()
+    assert build(get_engine(), AUTUMN, LATER) == [date(2026, 10, 1)]
+    assert _with_rollup(AUTUMN) == _live(AUTUMN)
+
+
+def test_the_page_builds_the_settled_months_it_shows(ledger: None) -> None:
+    page = build_page(Period(AUTUMN, False), LATER)
+    assert _rolled()[-2:] == [date(2026, 9, 1), date(2026, 10, 1)]  # and the trend's
+    assert page.headline == _live(AUTUMN)["recovery"]
