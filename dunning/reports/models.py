@@ -7,12 +7,12 @@ output for that month (``reports.rollup`` builds them with the SQL of
 
 Why they cannot drift: a trigger on ``dunning_cases`` deletes a month's row (and so,
 by cascade, its groups and recoveries) in the same transaction as any change to a case
-opened in that month, so no snapshot sees a rollup row next to a case it does not
-count. A change and a build of the same month never overlap: the trigger holds a
-shared advisory lock on each month it touches until its transaction ends, and a build
-takes that lock exclusively (``ROLLUP_LOCK``) before it reads. Writers must run at
-``READ COMMITTED`` (as every writer here does): the trigger's delete must see a build
-committed while it waited.
+opened in that month (more than 12 hours ago: no month that recent is ever rolled
+up), so no snapshot sees a rollup row next to a case it does not count. A change and a
+build of the same month never overlap: the trigger holds a shared advisory lock on each
+month it touches until its transaction ends, and a build takes that lock exclusively
+(``ROLLUP_LOCK``) before it reads. Writers must run at ``READ COMMITTED`` (as every
+writer here does): the trigger's delete must see a build committed while it waited.
 """
 
 from __future__ import annotations
@@ -79,9 +79,15 @@ class ReportCohortRecovery(Base):
     seconds: Mapped[list[float]] = mapped_column(ARRAY(Float(precision=53)))
 
 
-# The trigger, one statement at a time: the months of the cases changed (before and
-# after), locked shared, their rollup rows deleted. An update that changes nothing the
-# reports read (a scheduling field) leaves the month's rollup alone.
+# The trigger, a row at a time, only for cases opened more than FRESH ago: the cases of
+# a renewal day (opened minutes ago, changed again and again while their first actions
+# are planned) never pay for it, and no month that recent is ever rolled up
+# (``reports.rollup`` builds a month only once it ended a day before the database's
+# clock: a writer's transaction would have to last half a day to slip between them). It
+# locks the months of the case (before and after) shared and deletes their rollup rows.
+# An update that changes nothing the reports read (a scheduling field) leaves the
+# month's rollup alone.
+FRESH = "12 hours"
 REPORTED = (
     "opened_at, closed_at, state, amount, currency, recovered_amount, recovered_by,"
     " policy_id, decline_class, first_decline_code, first_card_brand"
@@ -96,16 +102,11 @@ BEGIN
         DELETE FROM report_cohort_months;
         RETURN NULL;
     ELSIF TG_OP = 'INSERT' THEN
-        months := ARRAY(SELECT DISTINCT opened_at FROM changed_new);
+        months := ARRAY[NEW.opened_at];
     ELSIF TG_OP = 'DELETE' THEN
-        months := ARRAY(SELECT DISTINCT opened_at FROM changed_old);
+        months := ARRAY[OLD.opened_at];
     ELSE
-        months := ARRAY(
-            SELECT DISTINCT x.opened_at
-            FROM changed_old o JOIN changed_new n ON n.id = o.id,
-                 LATERAL (VALUES (o.opened_at), (n.opened_at)) x(opened_at)
-            WHERE (o.{REPORTED.replace(", ", ", o.")})
-                  IS DISTINCT FROM (n.{REPORTED.replace(", ", ", n.")}));
+        months := ARRAY[OLD.opened_at, NEW.opened_at];
     END IF;
     months := ARRAY(SELECT DISTINCT date_trunc('month', t AT TIME ZONE 'UTC')::date
                     FROM unnest(months) t ORDER BY 1);
@@ -113,25 +114,24 @@ BEGIN
         PERFORM pg_advisory_xact_lock_shared(
             {ROLLUP_LOCK}, (extract(year FROM m) * 12 + extract(month FROM m) - 1)::int);
     END LOOP;
-    IF cardinality(months) > 0 THEN
-        DELETE FROM report_cohort_months WHERE month = ANY(months);
-    END IF;
+    DELETE FROM report_cohort_months WHERE month = ANY(months);
     RETURN NULL;
 END $$"""
+_OLD = f"OLD.opened_at < now() - interval '{FRESH}'"
+_NEW = f"NEW.opened_at < now() - interval '{FRESH}'"
+_CHANGED = (
+    f"(OLD.{REPORTED.replace(', ', ', OLD.')}) IS DISTINCT FROM"
+    f" (NEW.{REPORTED.replace(', ', ', NEW.')})"
+)
+_ROW = " FOR EACH ROW WHEN ({}) EXECUTE FUNCTION report_cohort_changed()"
 TRIGGERS = [
-    "CREATE TRIGGER report_cohort_inserted AFTER INSERT ON dunning_cases"
-    " REFERENCING NEW TABLE AS changed_new"
-    " FOR EACH STATEMENT EXECUTE FUNCTION report_cohort_changed()",
+    "CREATE TRIGGER report_cohort_inserted AFTER INSERT ON dunning_cases" + _ROW.format(_NEW),
     "CREATE TRIGGER report_cohort_updated AFTER UPDATE ON dunning_cases"
-    " REFERENCING OLD TABLE AS changed_old NEW TABLE AS changed_new"
-    " FOR EACH STATEMENT EXECUTE FUNCTION report_cohort_changed()",
-    "CREATE TRIGGER report_cohort_deleted AFTER DELETE ON dunning_cases"
-    " REFERENCING OLD TABLE AS changed_old"
-    " FOR EACH STATEMENT EXECUTE FUNCTION report_cohort_changed()",
+    + _ROW.format(f"({_OLD} OR {_NEW}) AND {_CHANGED}"),
+    "CREATE TRIGGER report_cohort_deleted AFTER DELETE ON dunning_cases" + _ROW.format(_OLD),
     "CREATE TRIGGER report_cohort_truncated AFTER TRUNCATE ON dunning_cases"
     " FOR EACH STATEMENT EXECUTE FUNCTION report_cohort_changed()",
 ]
-
 # A database made from the models (tests, ``create_all``) gets the trigger too.
 for _sql in (TRIGGER_FUNCTION, *TRIGGERS):
     event.listen(Base.metadata, "after_create", DDL(_sql))

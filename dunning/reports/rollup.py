@@ -36,10 +36,17 @@ log = logging.getLogger(__name__)
 SETTLE_DAYS = 45
 """Days after its end before a month is rolled up: a dunning sequence is over by then."""
 
+NEVER_AFTER = timedelta(days=1)
+"""Whatever ``as_of`` says, a month is rolled up only once it ended this long before the
+database's clock: the trigger watches only cases opened more than 12 hours ago
+(``reports.models.FRESH``), and the rest of the day is the margin for a writer's
+transaction that began before a build."""
 
-def settled_months(f: Filters, as_of: datetime) -> list[date]:
-    """The months wholly inside ``f``'s period that are settled at ``as_of``."""
-    horizon = (as_of - timedelta(days=SETTLE_DAYS)).date()
+
+def settled_months(f: Filters, as_of: datetime, clock: datetime) -> list[date]:
+    """The months wholly inside ``f``'s period that are settled at ``as_of``, and ended a
+    day before the database's ``clock``."""
+    horizon = min((as_of - timedelta(days=SETTLE_DAYS)).date(), (clock - NEVER_AFTER).date())
     out: list[date] = []
     month = f.start if f.start.day == 1 else next_month(f.start)
     while next_month(month) <= min(f.end, horizon):
@@ -52,16 +59,12 @@ def build(engine: Engine, f: Filters, as_of: datetime) -> list[date]:
     """Build the rollup of the settled months of ``f``'s period that it lacks; the months
     built. A month being changed (its lock held) is left for the next call; a database
     that refuses the writes (read-only) leaves the reads live."""
-    wanted = settled_months(f, as_of)
-    if not wanted:
-        return []
     with engine.connect() as conn:
-        held = set(
-            rolled_months(
-                conn,
-                Filters(start=wanted[0], end=next_month(wanted[-1]), currency=None, segment=None),
-            )
-        )
+        wanted = settled_months(f, as_of, conn.execute(text("SELECT now()")).scalar_one())
+        if not wanted:
+            return []
+        period = Filters(start=wanted[0], end=next_month(wanted[-1]), currency=None, segment=None)
+        held = set(rolled_months(conn, period))
         conn.rollback()
     built: list[date] = []
     for month in wanted:

@@ -3,7 +3,7 @@ equals the live query's, also after a case of a rolled-up month changes."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -134,3 +134,17 @@ def test_the_page_builds_the_settled_months_it_shows(ledger: None) -> None:
     page = build_page(Period(AUTUMN, False), LATER)
     assert _rolled()[-2:] == [date(2026, 9, 1), date(2026, 10, 1)]  # and the trend's
     assert page.headline == _live(AUTUMN)["recovery"]
+
+
+def test_no_month_is_rolled_up_until_a_day_after_it_ended_whatever_the_period_says(
+    ledger: None,
+) -> None:
+    """The trigger leaves cases opened in the last 12 hours alone (a renewal day's
+    writes): a month that recent must never be in the rollup, even for a far ``as_of``."""
+    far = datetime(2030, 1, 1, tzinfo=LATER.tzinfo)
+    build(get_engine(), Filters(start=date(2026, 1, 1), end=date(2030, 1, 1)), far)
+    with get_engine().connect() as conn:
+        clock = conn.execute(text("SELECT now()")).scalar_one()
+    latest = _rolled()[-1]
+    assert date(latest.year + latest.month // 12, latest.month % 12 + 1, 1) <= clock.date()
+    assert clock.date() - date(latest.year, latest.month, 1) < timedelta(days=63)
