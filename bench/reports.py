@@ -79,9 +79,12 @@ def _time_page(url: str, f: Filters, runs: int) -> tuple[float, float, int]:
     return cold, statistics.median(warm), len(page.charts)
 
 
+MONTH = Filters(start=date(2026, 10, 1), end=date(2026, 11, 1))
+YEAR = Filters(start=date(2025, 11, 1), end=date(2026, 11, 1))  # the pages' 12 months
+
+
 def _report(url: str, runs: int) -> None:
-    month = Filters(start=date(2026, 10, 1), end=date(2026, 11, 1))
-    year = Filters(start=date(2025, 11, 1), end=date(2026, 11, 1))
+    month, year = MONTH, YEAR
     plan = [
         ("recovery", "month", month),
         ("recovery", "12 months", year),
@@ -173,8 +176,7 @@ def _prepare(url: str, start_dates: bool) -> None:
     print(f"migrated and completed in {time.perf_counter() - t:.1f} s", flush=True)
     t = time.perf_counter()
     engine = engine_for(url)
-    year = Filters(start=date(2025, 11, 1), end=date(2026, 11, 1))  # the pages' 12 months
-    months = build(engine, year, datetime.now(UTC))
+    months = build(engine, YEAR, datetime.now(UTC))
     engine.dispose()
     print(f"rollup: {len(months)} months built in {time.perf_counter() - t:.1f} s\n", flush=True)
 
