@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from dunning.reports.metrics.rollup import GROUPS, live_ranges, rolled_months
+from dunning.reports.metrics.rollup import GROUPS, split
 from dunning.reports.metrics.sql import (
     COHORT_AGGREGATES,
     NO_CURRENCY,
@@ -25,7 +25,6 @@ from dunning.reports.metrics.sql import (
     WHOLE_DAYS_TO_RECOVERY,
     Ranges,
     cohort,
-    params,
     rows,
 )
 from dunning.reports.schemas import Filters
@@ -141,11 +140,7 @@ def cohort_groups(conn: Connection, f: Filters, groupings: Iterable[str]) -> Gro
     names = list(dict.fromkeys(groupings))
     keys = [(n, GROUPINGS[n].key) for n in names]
     rollable = f.segment is None and all(k is None or n in ROLLED for n, k in keys)
-    months = rolled_months(conn, f) if rollable else []
-    ranges = live_ranges(f, months) if months else None
-    parts = [fine_groups(f, names, ranges)] if ranges is None or ranges else []
-    if months:
-        parts.append(_rolled_groups(f, names))
+    parts = split(conn, f, rollable)
     sets = ", ".join(f"(c.k{i})" if k is not None else "()" for i, (_, k) in enumerate(keys))
     keyed = [f"c.k{i}" for i, (_, k) in enumerate(keys) if k is not None]
     grouping = f"GROUPING({', '.join(keyed)})" if keyed else "0"
@@ -154,13 +149,13 @@ def cohort_groups(conn: Connection, f: Filters, groupings: Iterable[str]) -> Gro
     # each grouping set summed from those: one hash lookup per case instead of one per set.
     sql = f"""
         SELECT c.currency AS raw, {grouping} AS grp, {", ".join(keyed) or "NULL AS k"}, {sums}
-        FROM ({" UNION ALL ".join(parts)}) c
+        FROM ({parts.union(lambda r: fine_groups(f, names, r), _rolled_groups(f, names))}) c
         GROUP BY c.currency, GROUPING SETS ({sets})
         ORDER BY grp, coalesce(c.currency, '{NO_CURRENCY}'), cases_opened DESC,
             {", ".join(keyed) or "1"}"""
     by_mask = _masks(keys)
     out = Groups({n: [] for n in names})
-    for r in rows(conn, sql, {**params(f, ranges or ()), "rolled": months}):
+    for r in rows(conn, sql, parts.params(f)):
         name, index = by_mask[r.pop("grp")]
         values = {k: r.pop(k) for k in list(r) if k.startswith("k") and k[1:].isdigit()}
         r.pop("k", None)

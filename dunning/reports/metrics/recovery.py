@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from dunning.reports.metrics.cohort import Groups, cohort_groups, counts
-from dunning.reports.metrics.rollup import RECOVERIES, live_ranges, rolled_months
+from dunning.reports.metrics.rollup import RECOVERIES, split
 from dunning.reports.metrics.sql import (
     CURRENCY,
     NO_CURRENCY,
@@ -75,20 +75,17 @@ def recovery_percentiles(conn: Connection, f: Filters) -> Percentiles:
     seconds / 3600 is one of hours). The seconds of the settled months that the rollup
     holds are read from it (all currencies, no segment: it keeps them so).
     """
-    months = rolled_months(conn, f) if f.segment is None and f.currency is None else []
-    ranges = live_ranges(f, months) if months else None
-    parts = [recovery_seconds(f, ranges)] if ranges is None or ranges else []
-    if months:
-        parts.append(
-            f"SELECT r.currency, s.seconds FROM {RECOVERIES} r, unnest(r.seconds) AS s(seconds)"
-            " WHERE r.month = ANY(:rolled)"
-        )
+    parts = split(conn, f, f.segment is None and f.currency is None)
+    rolled = (
+        f"SELECT r.currency, s.seconds FROM {RECOVERIES} r, unnest(r.seconds) AS s(seconds)"
+        " WHERE r.month = ANY(:rolled)"
+    )
     sql = f"""
         SELECT r.currency, percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY r.seconds) AS p
-        FROM ({" UNION ALL ".join(parts)}) r
+        FROM ({parts.union(lambda r: recovery_seconds(f, r), rolled)}) r
         GROUP BY 1"""
-    bind = {**params(f, ranges or ()), "rolled": months}
-    return {r["currency"]: (r["p"][0] / 3600, r["p"][1] / 3600) for r in rows(conn, sql, bind)}
+    found = rows(conn, sql, parts.params(f))
+    return {r["currency"]: (r["p"][0] / 3600, r["p"][1] / 3600) for r in found}
 
 
 Counts = dict[str, int]

@@ -9,12 +9,14 @@ the rest of the period (``live_ranges``) from the cases.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from sqlalchemy import Connection, text
 
-from dunning.reports.metrics.sql import Ranges
+from dunning.reports.metrics.sql import Ranges, params
 from dunning.reports.schemas import Filters
 
 MONTHS = "report_cohort_months"
@@ -45,3 +47,28 @@ def live_ranges(f: Filters, months: Sequence[date]) -> Ranges:
     if cursor < f.end or not months:
         out.append((cursor, f.end))
     return out
+
+
+@dataclass(frozen=True)
+class Split:
+    """A period's settled months read from the rollup, and the parts of it read live."""
+
+    months: list[date]  # from the rollup
+    ranges: Ranges | None  # read live; None: the whole period
+
+    def union(self, live: Callable[[Ranges | None], str], rolled: str) -> str:
+        """The live query over ``ranges`` and the ``rolled`` query of ``months``, as one."""
+        parts = [live(self.ranges)] if self.ranges is None or self.ranges else []
+        if self.months:
+            parts.append(rolled)
+        return " UNION ALL ".join(parts)
+
+    def params(self, f: Filters) -> dict[str, Any]:
+        """The bind parameters of ``union``: ``f``'s, the live ranges and ``:rolled``."""
+        return {**params(f, self.ranges or ()), "rolled": self.months}
+
+
+def split(conn: Connection, f: Filters, rollable: bool) -> Split:
+    """Which months of ``f``'s period to read from the rollup (none unless ``rollable``)."""
+    months = rolled_months(conn, f) if rollable else []
+    return Split(months, live_ranges(f, months) if months else None)
