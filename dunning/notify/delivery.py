@@ -91,11 +91,14 @@ WAIT_FOR_AMOUNT = timedelta(days=1)
 MAX_AMOUNT_POLL = timedelta(minutes=30)
 
 
-def _card_being_fetched(session: Session, composed: Composed, now: datetime) -> bool:
+def _card_being_fetched(session: Session, case_id: int | None, now: datetime) -> bool:
+    """Whether the case's charged card (and the customer with it) is being fetched."""
+    if case_id is None:
+        return False
     return bool(
         session.scalar(
             select(ScheduledAction.id).where(
-                ScheduledAction.case_id == composed.case_id,
+                ScheduledAction.case_id == case_id,
                 ScheduledAction.kind == ActionKind.FETCH_CARD,
                 ScheduledAction.status.in_((*LEASED, ActionStatus.PENDING)),
                 ScheduledAction.due_at > now - WAIT_FOR_CARD,
@@ -154,11 +157,15 @@ class SendEmail(NoLook):
                 return Reschedule(now + poll, "waiting for the invoice's amount")
             return _failed_before_send(session, action, None, str(exc))
         except Undeliverable as exc:
+            # The fetch of the case's card also brings a customer the ledger has not
+            # seen yet (it may run in the same batch, after this prepare).
+            if _card_being_fetched(session, action.case_id, now):
+                return Reschedule(now + CARD_POLL, "waiting for the card's details")
             return _failed_before_send(session, action, None, str(exc))
         if composed.channel == SMS and (reason := _no_text(session, composed, settings)):
             return _skipped(session, action, composed, reason)
         waits_for_card = composed.card_unknown and composed.channel == EMAIL
-        if waits_for_card and _card_being_fetched(session, composed, now):
+        if waits_for_card and _card_being_fetched(session, composed.case_id, now):
             return Reschedule(now + CARD_POLL, "waiting for the card's details")
         if not hours.is_allowed(now, composed.time_zone, settings):
             action.started_attempt = None
