@@ -8,15 +8,19 @@ decision; its caller (``cases.service``) plans the emails that go with it.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import Session
 
 from dunning.cases.models import CaseDecision, CaseState, DunningCase
 from dunning.cases.payloads import ChargePayload, end_key, retry_key
+from dunning.db import table as core_table
 from dunning.ledger.models import ChargeAttempt, Invoice, TriggeredBy
 from dunning.ledger.queries import (
     card_attempts,
@@ -230,36 +234,70 @@ def schedule(
 def record(
     session: Session, case: DunningCase, decision: Decision, due: datetime, now: datetime
 ) -> None:
-    """Add the decision to the case's timeline unless it repeats the last one."""
+    """Add the decision to the case's timeline unless it repeats the last one (inside
+    ``recorded_together``, the entry is written with the batch's others at its end)."""
     last = read_once(
         session,
         ("last decision", case.id),
-        lambda: session.scalars(
-            select(CaseDecision)
-            .where(CaseDecision.case_id == case.id)
-            .order_by(CaseDecision.id.desc())
-            .limit(1)
-        ).first(),
+        lambda: _entry(
+            session.scalars(
+                select(CaseDecision)
+                .where(CaseDecision.case_id == case.id)
+                .order_by(CaseDecision.id.desc())
+                .limit(1)
+            ).first()
+        ),
     )
-    if last and (last.kind, last.due_at, last.attempt_number, last.decline_class) == (
-        decision.kind.value,
-        due,
-        decision.attempt_number,
-        decision.decline_class.value,
-    ):
+    row = {
+        "case_id": case.id,
+        "decided_at": now,
+        "kind": decision.kind.value,
+        "due_at": due,
+        "attempt_number": decision.attempt_number,
+        "decline_class": decision.decline_class.value,
+        "reason": decision.reason,
+        "policy_id": case.policy_id,
+    }
+    if last == _entry(row):
         return
-    added = CaseDecision(
-        case_id=case.id,
-        decided_at=now,
-        kind=decision.kind.value,
-        due_at=due,
-        attempt_number=decision.attempt_number,
-        decline_class=decision.decline_class.value,
-        reason=decision.reason,
-        policy_id=case.policy_id,
-    )
-    session.add(added)
-    remember(session, ("last decision", case.id), added)
+    held: list[dict[str, object]] | None = session.info.get(_HELD)
+    if held is None:
+        session.execute(insert(core_table(CaseDecision)), [row])
+    else:
+        held.append(row)
+    remember(session, ("last decision", case.id), _entry(row))
+
+
+_HELD = "decisions held"
+
+
+@contextmanager
+def recorded_together(session: Session) -> Iterator[None]:
+    """Hold the timeline entries ``record`` adds and write them in one statement at the
+    end: a batch's hundreds of entries as ORM objects cost a flush's bookkeeping each."""
+    if _HELD in session.info:
+        yield
+        return
+    held: list[dict[str, object]] = []
+    session.info[_HELD] = held
+    try:
+        yield
+        if held:
+            session.execute(insert(core_table(CaseDecision)), held)
+    finally:
+        session.info.pop(_HELD, None)
+
+
+Entry = tuple[str, datetime | None, int, str | None]
+
+
+def _entry(row: CaseDecision | Mapping[str, Any] | None) -> Entry | None:
+    """What makes a timeline entry a repeat of the last: kind, due, attempt and class."""
+    if row is None:
+        return None
+    if isinstance(row, CaseDecision):
+        return (row.kind, row.due_at, row.attempt_number, row.decline_class)
+    return (row["kind"], row["due_at"], row["attempt_number"], row["decline_class"])
 
 
 def prefetch_decisions(session: Session, case_ids: list[int]) -> None:
@@ -274,4 +312,4 @@ def prefetch_decisions(session: Session, case_ids: list[int]) -> None:
         )
     }
     for case_id in case_ids:
-        remember(session, ("last decision", case_id), last.get(case_id))
+        remember(session, ("last decision", case_id), _entry(last.get(case_id)))

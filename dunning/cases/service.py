@@ -132,7 +132,7 @@ def on_failed_charges(
             .execution_options(populate_existing=True)
         )
     }
-    with reads_once(session), written_together(session):
+    with reads_once(session), written_together(session), planner.recorded_together(session):
         share_subscriptions(session, [s for i in ids if (s := invoices[i].subscription_id)])
         prefetch(
             session,

@@ -20,7 +20,7 @@ from sqlalchemy import ColumnElement, and_, case, delete, func, literal, or_, se
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from dunning.db import rounds
+from dunning.db import arrays, from_arrays, rounds
 from dunning.db import table as core_table
 from dunning.ledger.locks import (
     lock_invoice,
@@ -228,7 +228,7 @@ def apply_invoices(session: Session, snapshots: list[tuple[so.Obj, int]]) -> lis
     table = core_table(Invoice)
     for part in rounds(recs, lambda rv: rv[0].id):
         rows = [_invoice_row(rec, version) for rec, version in part]
-        written = set(session.scalars(_invoice_upsert(), rows))
+        written = set(session.scalars(_invoice_upsert(), arrays(rows, _INVOICE_COLUMNS)))
         # A refused snapshot's attempt_count still counts, even from an older one.
         for rec, _ in part:
             if rec.id not in written:
@@ -242,9 +242,9 @@ def apply_invoices(session: Session, snapshots: list[tuple[so.Obj, int]]) -> lis
 
 @cache
 def _invoice_upsert() -> Any:
-    """The invoice snapshot upsert, returning the ids it wrote."""
+    """The invoice snapshot upsert of many rows (``db.arrays``), returning the ids it wrote."""
     table = core_table(Invoice)
-    stmt = insert(table)
+    stmt = insert(table).from_select(_INVOICE_COLUMNS, from_arrays(table, _INVOICE_COLUMNS))
     changed: dict[str, Any] = {name: stmt.excluded[name] for name in _INVOICE_SNAPSHOT}
     changed.update(
         updated_at=func.now(),
@@ -274,6 +274,9 @@ _INVOICE_SNAPSHOT = (
     "processor_created",
     "version",
 )
+
+
+_INVOICE_COLUMNS = ("id", *_INVOICE_SNAPSHOT, "attempt_count")
 
 
 def _invoice_row(rec: so.InvoiceRecord, version: int) -> dict[str, Any]:
