@@ -15,7 +15,19 @@ from datetime import datetime
 from functools import cache
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import DateTime, Select, Table, bindparam, create_engine, event, func, select
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    Select,
+    Table,
+    any_,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    literal,
+    select,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -147,3 +159,10 @@ def arrays(rows: Iterable[Mapping[str, Any]], keys: Sequence[str]) -> dict[str, 
     """The parameters of ``from_arrays``: one list per column."""
     listed = list(rows)
     return {f"a_{k}": [row[k] for row in listed] for k in keys}
+
+
+def among(column: Any, values: Iterable[Any]) -> ColumnElement[bool]:
+    """``column IN (values)`` as ``column = ANY(array)``: one parameter however many
+    values, so the statement's text is the same for every batch and psycopg and Postgres
+    parse it once (``IN`` renders a parameter per value and changes with their number)."""
+    return cast(ColumnElement[bool], column == any_(literal(list(values), ARRAY(column.type))))

@@ -26,6 +26,7 @@ from dunning.card_updater.models import CardUpdaterRequest
 from dunning.card_updater.provider import HITS, KnownCard, Result
 from dunning.cases import planner
 from dunning.cases.models import DunningCase
+from dunning.db import among
 from dunning.ledger.models import ChargeAttempt, PaymentMethod
 from dunning.ledger.queries import charged_card, last_day_of_month, read_once, remember
 from dunning.policy.declines import DeclineClass
@@ -92,7 +93,7 @@ def _closed_at(session: Session, card_ids: list[str]) -> dict[str, list[datetime
     said: dict[str, list[datetime]] = {card_id: [] for card_id in card_ids}
     rows = session.execute(
         select(CardUpdaterRequest.payment_method_id, CardUpdaterRequest.asked_at).where(
-            CardUpdaterRequest.payment_method_id.in_(card_ids),
+            among(CardUpdaterRequest.payment_method_id, card_ids),
             CardUpdaterRequest.result == Result.ACCOUNT_CLOSED,
         )
     )

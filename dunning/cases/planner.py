@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from dunning.cases.models import CaseDecision, CaseState, DunningCase
 from dunning.cases.payloads import ChargePayload, end_key, retry_key
+from dunning.db import among
 from dunning.db import table as core_table
 from dunning.ledger.models import ChargeAttempt, Invoice, TriggeredBy
 from dunning.ledger.queries import (
@@ -306,7 +307,7 @@ def prefetch_decisions(session: Session, case_ids: list[int]) -> None:
         row.case_id: row
         for row in session.scalars(
             select(CaseDecision)
-            .where(CaseDecision.case_id.in_(case_ids))
+            .where(among(CaseDecision.case_id, case_ids))
             .order_by(CaseDecision.case_id, CaseDecision.id.desc())
             .ext(distinct_on(CaseDecision.case_id))
         )

@@ -29,6 +29,7 @@ from dunning.card_updater import plan as card_updater
 from dunning.cases import card_fetch, planner
 from dunning.cases.models import CaseState, DunningCase, RecoveredBy
 from dunning.cases.payloads import resume_key
+from dunning.db import among
 from dunning.db import table as core_table
 from dunning.ledger import apply
 from dunning.ledger.locks import (
@@ -126,7 +127,7 @@ def on_failed_charges(
         case.invoice_id: case
         for case in session.scalars(
             select(DunningCase)
-            .where(DunningCase.invoice_id.in_(ids))
+            .where(among(DunningCase.invoice_id, ids))
             .order_by(DunningCase.invoice_id)
             .with_for_update()
             .execution_options(populate_existing=True)

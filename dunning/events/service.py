@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from dunning import queue
 from dunning.cases import service as cases
-from dunning.db import after_commit, session_scope
+from dunning.db import after_commit, among, session_scope
 from dunning.events.models import EventStatus, ProcessorEvent
 from dunning.events.store import INSERT_EVENTS_SQL, IncomingEvent, insert_params
 from dunning.ledger import apply
@@ -250,14 +250,14 @@ def _handle_batch(pks: list[int], *, top_up: bool = False) -> dict[str, int]:
 def _claim(session: Session, pks: Sequence[int], *, fill_to: int = 0) -> list[ProcessorEvent]:
     """Lock the unhandled events among ``pks`` at once, skipping those another worker
     holds; with ``fill_to``, and the oldest other pending events up to that many."""
-    wanted: ColumnElement[bool] = ProcessorEvent.id.in_(pks)
+    wanted: ColumnElement[bool] = among(ProcessorEvent.id, pks)
     if fill_to > len(pks):
         others = (
             select(ProcessorEvent.id)
             .where(
                 ProcessorEvent.handled_at.is_(None),
                 ProcessorEvent.status == EventStatus.PENDING,
-                ProcessorEvent.id.not_in(pks),
+                ~among(ProcessorEvent.id, pks),
             )
             .order_by(ProcessorEvent.received_at)
             .limit(fill_to - len(pks))
@@ -297,7 +297,7 @@ def _mark(session: Session, pks: list[int], status: str) -> None:
     """Mark claimed events handled (or ignored) in one statement."""
     session.execute(
         update(ProcessorEvent)
-        .where(ProcessorEvent.id.in_(pks))
+        .where(among(ProcessorEvent.id, pks))
         .values(
             status=status,
             attempts=ProcessorEvent.attempts + 1,

@@ -20,7 +20,7 @@ from sqlalchemy import ColumnElement, and_, case, delete, func, literal, or_, se
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from dunning.db import arrays, from_arrays, rounds
+from dunning.db import among, arrays, from_arrays, rounds
 from dunning.db import table as core_table
 from dunning.ledger.locks import (
     lock_invoice,
@@ -393,7 +393,7 @@ def _renumber(session: Session, invoice_ids: list[str]) -> None:
     )
     session.execute(
         delete(table).where(
-            table.c.invoice_id.in_(invoice_ids),
+            among(table.c.invoice_id, invoice_ids),
             table.c.charge_id.is_(None),
             table.c.numbered_by_invoice.is_(True),
             table.c.attempt_number <= charges,
@@ -409,7 +409,7 @@ def _renumber(session: Session, invoice_ids: list[str]) -> None:
             )
             .label("n"),
         )
-        .where(table.c.invoice_id.in_(invoice_ids), table.c.outcome == "failed")
+        .where(among(table.c.invoice_id, invoice_ids), table.c.outcome == "failed")
         .subquery()
     )
     session.execute(
@@ -444,7 +444,7 @@ def apply_charges(
             row.payment_intent_id: row.invoice_id
             for row in session.execute(
                 select(InvoicePayment.payment_intent_id, InvoicePayment.invoice_id).where(
-                    InvoicePayment.payment_intent_id.in_(intents)
+                    among(InvoicePayment.payment_intent_id, intents)
                 )
             )
         }

@@ -15,6 +15,7 @@ from sqlalchemy import ARRAY, Text, func, literal, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from dunning.db import among
 from dunning.db import table as core_table
 from dunning.ledger.models import Invoice, Subscription
 from dunning.ledger.queries import forget_reads, read_once, remember
@@ -40,7 +41,7 @@ def lock_invoices(session: Session, customers: dict[str, str | None]) -> dict[st
     # populate_existing: the rows as locked, not as an earlier read of this session saw them
     locked = session.scalars(
         select(Invoice)
-        .where(Invoice.id.in_(ids))
+        .where(among(Invoice.id, ids))
         .order_by(Invoice.id)
         .with_for_update()
         .execution_options(populate_existing=True)
@@ -63,7 +64,7 @@ def share_subscriptions(session: Session, ids: list[str]) -> dict[str, Subscript
     forget_reads(session)
     rows = session.scalars(
         select(Subscription)
-        .where(Subscription.id.in_(wanted))
+        .where(among(Subscription.id, wanted))
         .order_by(Subscription.id)
         .with_for_update(read=True)
         .execution_options(populate_existing=True)

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
+from dunning.db import among
 from dunning.ledger.models import ChargeAttempt, Customer, PaymentMethod, Subscription, TriggeredBy
 from dunning.processors.stripe_objects import ChargeRecord
 
@@ -126,7 +127,7 @@ def prefetch(
     by_invoice: dict[str, list[ChargeAttempt]] = {i: [] for i in invoice_ids}
     for row in session.scalars(
         select(ChargeAttempt)
-        .where(ChargeAttempt.invoice_id.in_(invoice_ids))
+        .where(among(ChargeAttempt.invoice_id, invoice_ids))
         .order_by(ChargeAttempt.attempted_at, ChargeAttempt.attempt_key)
         .execution_options(populate_existing=True)
     ):
@@ -145,7 +146,7 @@ def prefetch(
         for row in session.scalars(
             select(ChargeAttempt)
             .where(
-                ChargeAttempt.card_fingerprint.in_(fingerprints),
+                among(ChargeAttempt.card_fingerprint, fingerprints),
                 ChargeAttempt.attempted_at >= card_attempts_since,
             )
             .execution_options(populate_existing=True)
@@ -163,7 +164,7 @@ def _load(session: Session, model: Any, ids: list[str | None]) -> dict[str, Any]
     rows = dict(known)
     if wanted:
         found = session.scalars(
-            select(model).where(model.id.in_(wanted)).execution_options(populate_existing=True)
+            select(model).where(among(model.id, wanted)).execution_options(populate_existing=True)
         )
         rows.update({row.id: row for row in found})
     if _READS in session.info:

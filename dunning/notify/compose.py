@@ -18,6 +18,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from dunning.cases.models import CaseState, DunningCase
+from dunning.db import among
 from dunning.ledger.models import ChargeAttempt, Customer, Invoice, PaymentMethod, Subscription
 from dunning.ledger.queries import charged_card_id, renewal_amount, renews
 from dunning.notify.models import Notification, NotificationStatus
@@ -118,7 +119,7 @@ def _load(session: Session, model: Any, ids: set[Any]) -> list[Any]:
     clean rows weakly: unreferenced, they would be gone before ``compose`` asks)."""
     if not ids:
         return []
-    rows = list(session.scalars(select(model).where(model.id.in_(sorted(ids)))))
+    rows = list(session.scalars(select(model).where(among(model.id, sorted(ids)))))
     session.info.setdefault("prefetched", []).extend(rows)
     return rows
 

@@ -19,7 +19,7 @@ from sqlalchemy import ColumnElement, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from dunning.db import rounds
+from dunning.db import among, rounds
 from dunning.db import table as core_table
 from dunning.scheduler.models import ActionStatus, ScheduledAction
 
@@ -168,16 +168,16 @@ def _cancel(session: Session, same: list[_Cancel]) -> None:
     stmt = update(ScheduledAction)
     if first.keys is None:
         stmt = stmt.where(
-            ScheduledAction.case_id.in_([c.case_id for c in same]),
+            among(ScheduledAction.case_id, [c.case_id for c in same]),
             ScheduledAction.status.in_((ActionStatus.PENDING, ActionStatus.CLAIMED)),
         )
     else:
         keys = [k for c in same for k in c.keys or ()]
         stmt = stmt.where(
-            ScheduledAction.dedupe_key.in_(keys), ScheduledAction.status == ActionStatus.PENDING
+            among(ScheduledAction.dedupe_key, keys), ScheduledAction.status == ActionStatus.PENDING
         )
     if first.keep is not None:
-        stmt = stmt.where(ScheduledAction.dedupe_key.not_in([c.keep for c in same]))
+        stmt = stmt.where(~among(ScheduledAction.dedupe_key, [c.keep for c in same]))
     if first.kinds is not None:
         stmt = stmt.where(ScheduledAction.kind.in_(first.kinds))
     session.execute(stmt.values(status=ActionStatus.CANCELED, result=first.result))
