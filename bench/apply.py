@@ -66,6 +66,7 @@ def main() -> None:
         from dunning.events import service
         from dunning.events.store import INSERT_EVENTS_SQL, insert_params, parse_event
         from dunning.migrate import upgrade
+        from dunning.startup import settle_heap
 
         upgrade(db_url)
         created = int(time.time()) - 60
@@ -82,6 +83,7 @@ def main() -> None:
             statements += 1
 
         sa_event.listen(get_engine(), "before_cursor_execute", count)
+        settle_heap()  # as a worker process does at start (workers/celery_app.py)
         start, cpu = time.perf_counter(), time.process_time()
         counts: dict[str, int] = {}
         for first in range(0, len(ids), args.batch):
