@@ -35,6 +35,7 @@ from dunning.policy.routes import router as policy_router
 from dunning.reports.dashboard import router as dashboard_router
 from dunning.reports.routes import router as reports_router
 from dunning.settings import Settings, get_settings
+from dunning.startup import settle_heap
 
 
 async def _check_database(dsn: str, timeout: float = 3) -> str:
@@ -171,3 +172,11 @@ def create_app(settings: Settings | None = None) -> Service:
         )
 
     return Service(app, settings)
+
+
+def serve_app() -> Service:
+    """The app of one ``dunning web`` server process, its start-up objects left out of
+    garbage collection (``startup.settle_heap``)."""
+    app = create_app()
+    settle_heap()
+    return app

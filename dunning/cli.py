@@ -65,7 +65,7 @@ def web() -> None:
 
     settings = get_settings()
     uvicorn.run(
-        "dunning.app:create_app",
+        "dunning.app:serve_app",
         factory=True,
         host=settings.host,
         port=settings.port,
