@@ -76,21 +76,20 @@ def params(f: Filters, ranges: Ranges = ()) -> dict[str, Any]:
     return bind
 
 
+def in_period(column: str, ranges: Ranges | None = None) -> str:
+    """``column`` is in the period (in ``ranges`` of it, when given; their bounds are
+    bound by ``params(f, ranges)``)."""
+    if ranges is None:
+        return f"{column} >= :start AND {column} < :end"
+    inside = (f"({column} >= :r{i}_start AND {column} < :r{i}_end)" for i in range(len(ranges)))
+    return f"({' OR '.join(inside)})"
+
+
 def cohort(f: Filters, ranges: Ranges | None = None) -> str:
     """FROM … WHERE of the cohort, aliased ``c``: cases opened in the period (in
     ``ranges`` of it, when given; their bounds are bound by ``params(f, ranges)``)."""
     join = " JOIN customers cu ON cu.id = c.customer_id" if f.segment else ""
-    if ranges is None:
-        where = ["c.opened_at >= :start", "c.opened_at < :end"]
-    else:
-        where = [
-            "("
-            + " OR ".join(
-                f"(c.opened_at >= :r{i}_start AND c.opened_at < :r{i}_end)"
-                for i in range(len(ranges))
-            )
-            + ")"
-        ]
+    where = [in_period("c.opened_at", ranges)]
     if f.currency:
         where.append("c.currency = :currency")
     if f.segment:
