@@ -133,6 +133,6 @@ def _build_month(conn: Connection, month: date) -> bool:
                 f"INSERT INTO {read.table} (month, {columns})"
                 f" SELECT :month, {columns} FROM ({read.live(f, None)}) r"
             ),
-            {**params(f), "month": month},
+            {**read.params(conn, f, None), "month": month},
         )
     return True

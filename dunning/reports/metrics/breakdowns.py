@@ -6,7 +6,7 @@ from sqlalchemy import Connection, text
 
 from dunning.reports.metrics.cohort import Groups, cohort_groups, counts
 from dunning.reports.metrics.rollup import Rolled
-from dunning.reports.metrics.sql import Ranges, cohort, rows, with_rates
+from dunning.reports.metrics.sql import Ranges, among_cases, cohort, rows, with_rates
 from dunning.reports.schemas import ArmRow, ArmStatus, BreakdownRow, Filters, FunnelRow
 from dunning.reports.stats import ratio, wilson_interval
 
@@ -87,6 +87,7 @@ def _funnel(f: Filters, ranges: Ranges | None) -> str:
             n.id IN ({_EMAILS_WITH.format(kind="card_updated")}) AS updated,
             count(*) AS n
         FROM notifications n, {cohort(f, ranges)} AND n.case_id = c.id
+          AND {among_cases("n.case_id")}
           AND n.status = 'sent' AND n.channel = 'email'
           AND n.template NOT IN {_AFTER_OUTCOME}
         GROUP BY 1, 2, 3, 4, 5, 6"""
@@ -96,6 +97,7 @@ FUNNEL = Rolled(
     "report_funnel",
     ("currency", "step", "template", "recovered", "opened", "updated", "n"),
     _funnel,
+    bounded=True,
 )
 """The cohort's dunning emails counted per stored currency, step, template and outcome."""
 

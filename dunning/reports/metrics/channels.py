@@ -15,7 +15,7 @@ from sqlalchemy import Connection
 
 from dunning.reports.metrics.cohort import Groups, cohort_groups
 from dunning.reports.metrics.rollup import Rolled
-from dunning.reports.metrics.sql import PAID, RECOVERED, Ranges, cohort
+from dunning.reports.metrics.sql import PAID, RECOVERED, Ranges, among_cases, cohort
 from dunning.reports.schemas import ChannelRow, Filters
 from dunning.reports.stats import ratio
 
@@ -94,11 +94,13 @@ def _updater_calls(f: Filters, ranges: Ranges | None) -> str:
         SELECT c.currency, count(*) AS calls,
             count(*) FILTER (WHERE r.result IN ('new_expiry', 'new_card')) AS hits
         FROM card_updater_requests r, {cohort(f, ranges)}
-          AND r.case_id = c.id AND r.reason <> 'fetch'
+          AND r.case_id = c.id AND {among_cases("r.case_id")} AND r.reason <> 'fetch'
         GROUP BY 1"""
 
 
-UPDATER_CALLS = Rolled("report_updater_calls", ("currency", "calls", "hits"), _updater_calls)
+UPDATER_CALLS = Rolled(
+    "report_updater_calls", ("currency", "calls", "hits"), _updater_calls, bounded=True
+)
 """The card updater's calls about the cohort's cases and their hits, per stored currency."""
 
 
@@ -120,12 +122,13 @@ def _sms_sent(f: Filters, ranges: Ranges | None) -> str:
                     WHERE ev.notification_id = n.id AND ev.kind IN {_ACTED})) AS acted
             FROM (SELECT c.* FROM {cohort(f, ranges)}) c
             JOIN notifications n ON n.case_id = c.id AND n.channel = 'sms' AND n.status = 'sent'
+              AND {among_cases("n.case_id")}
             GROUP BY 1, 2, 3, 4, 5
         ) c
         GROUP BY 1"""
 
 
-SMS_SENT = Rolled("report_sms", ("currency", "sent", "cases", "amount"), _sms_sent)
+SMS_SENT = Rolled("report_sms", ("currency", "sent", "cases", "amount"), _sms_sent, bounded=True)
 """The SMS sent about the cohort's cases and the recoveries that followed one, per stored
 currency."""
 

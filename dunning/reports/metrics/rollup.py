@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from dunning.reports.metrics.sql import NO_CURRENCY, Ranges, params
+from dunning.reports.metrics.sql import NO_CURRENCY, Ranges, case_bounds, params
 from dunning.reports.schemas import Filters
 
 MONTHS = "report_cohort_months"
@@ -84,6 +84,12 @@ class Rolled:
     table: str
     columns: tuple[str, ...]
     live: Callable[[Filters, Ranges | None], str]
+    bounded: bool = False  # ``live`` reads rows about cases ``among_cases``
+
+    def params(self, conn: Connection, f: Filters, ranges: Ranges | None) -> dict[str, Any]:
+        """The bind parameters of ``live(f, ranges)``."""
+        bind = params(f, ranges or ())
+        return {**bind, **case_bounds(conn, f, ranges)} if self.bounded else bind
 
     def rows(self, conn: Connection, f: Filters) -> tuple[str, dict[str, Any]]:
         """The SQL of ``live`` over ``f``'s period, its settled months read from the rollup
@@ -95,7 +101,10 @@ class Rolled:
             f"SELECT {', '.join(f'r.{c}' for c in self.columns)} FROM {self.table} r"
             f" WHERE r.month = ANY(:rolled){currency}"
         )
-        return parts.union(lambda r: self.live(f, r), rolled), parts.params(f)
+        bind = parts.params(f)
+        if self.bounded and (parts.ranges is None or parts.ranges):  # something read live
+            bind.update(case_bounds(conn, f, parts.ranges))
+        return parts.union(lambda r: self.live(f, r), rolled), bind
 
     def summed(self, conn: Connection, f: Filters) -> dict[str, tuple[int, ...]]:
         """Per currency (NULL as ``xxx``): each column after the currency, summed."""

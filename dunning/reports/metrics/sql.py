@@ -97,6 +97,25 @@ def cohort(f: Filters, ranges: Ranges | None = None) -> str:
     return f"dunning_cases c{join} WHERE {' AND '.join(where)}"
 
 
+def among_cases(column: str) -> str:
+    """``column``, a case's id, is within the ids of the cohort's cases (``case_bounds``
+    binds them). It rules out no row the cohort joins, but lets a table of rows about
+    cases (emails, card-updater calls) be read through its index on the case for a
+    month's cases: ids grow with time, so a month's cases are a narrow range of them."""
+    return f"{column} BETWEEN :case_lo AND :case_hi"
+
+
+def case_bounds(conn: Connection, f: Filters, ranges: Ranges | None = None) -> dict[str, Any]:
+    """The bind parameters of ``among_cases``: the least and greatest id of the cohort's
+    cases (in ``ranges`` of the period, when given). Read first, so the planner sees
+    how wide they are (a year's: every row, a sequential scan)."""
+    sql = (
+        "SELECT min(b.id) AS case_lo, max(b.id) AS case_hi"
+        f" FROM (SELECT c.id FROM {cohort(f, ranges)} OFFSET 0) b"
+    )  # OFFSET 0: the cohort through its date index, not every case in id order
+    return dict(conn.execute(text(sql), params(f, ranges or ())).one()._mapping)
+
+
 def rows(conn: Connection, sql: str, bind: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
     """The result rows as plain dicts."""
     for row in conn.execute(text(sql), dict(bind)):
