@@ -148,7 +148,11 @@ TRIGGERS = [
         "({row}.case_id IS NOT NULL AND {row}.status = 'sent')",
         "case_id, status, channel, template, step",
     ),
-    *_of_a_case("card_updater_requests", "{row}.case_id IS NOT NULL", "case_id, reason, result"),
+    *_of_a_case(
+        "card_updater_requests",
+        "({row}.case_id IS NOT NULL AND {row}.reason <> 'fetch')",  # a new card's first read
+        "case_id, reason, result",
+    ),
     *_of_a_case("case_events", "{row}.notification_id IS NOT NULL", "notification_id, kind"),
 ]
 
