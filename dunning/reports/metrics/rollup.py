@@ -102,8 +102,8 @@ class Rolled:
             f" WHERE r.month = ANY(:rolled){currency}"
         )
         bind = parts.params(f)
-        if self.bounded and (parts.ranges is None or parts.ranges):  # something read live
-            bind.update(case_bounds(conn, f, parts.ranges))
+        if parts.ranges is None or parts.ranges:  # something is read live
+            bind.update(self.params(conn, f, parts.ranges))
         return parts.union(lambda r: self.live(f, r), rolled), bind
 
     def summed(self, conn: Connection, f: Filters) -> dict[str, tuple[int, ...]]:
