@@ -1,11 +1,12 @@
 """Building the rollup of settled months (``reports.models``) from the ledger.
 
 A month is settled ``SETTLE_DAYS`` after it ends: its dunning is over and its cases
-rarely change. Its rollup is the live query of the month, stored: ``fine_groups`` and
-``recovery_seconds``, the SQL the reads run over the cases. The dashboard page builds the
-settled months of its period that are missing before it reads (a month costs about
-what reading it live does), so a month whose rollup a changed case deleted is built
-again at the next view, and reads live until then.
+rarely change. Its rollup is the live query of the month, stored: ``fine_groups``,
+``recovery_seconds`` and the live part of each of ``ROLLED_READS``, the SQL the reads
+run over the ledger. The dashboard page builds the settled months of its period that
+are missing before it reads (a month costs about what reading it live does), so a month
+whose rollup a change deleted is built again at the next view, and reads live until
+then.
 """
 
 from __future__ import annotations
@@ -17,12 +18,19 @@ from sqlalchemy import Connection, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
+from dunning.reports.metrics.breakdowns import FUNNEL
+from dunning.reports.metrics.channels import SMS_SENT, UPDATER_CALLS
 from dunning.reports.metrics.cohort import COUNTS, ROLLED, fine_groups
-from dunning.reports.metrics.recovery import recovery_seconds
+from dunning.reports.metrics.recovery import (
+    NOT_RENEWAL,
+    PAID_FIRST_TIME,
+    recovery_seconds,
+)
 from dunning.reports.metrics.rollup import (
     GROUPS,
     MONTHS,
     RECOVERIES,
+    Rolled,
     next_month,
     rolled_months,
 )
@@ -33,14 +41,18 @@ from dunning.reports.snapshot import report_settings
 
 log = logging.getLogger(__name__)
 
+ROLLED_READS: tuple[Rolled, ...] = (PAID_FIRST_TIME, NOT_RENEWAL, FUNNEL, SMS_SENT, UPDATER_CALLS)
+"""The reads, besides the cohort's groups and seconds to recovery, whose settled months
+the rollup keeps."""
+
 SETTLE_DAYS = 45
 """Days after its end before a month is rolled up: a dunning sequence is over by then."""
 
 NEVER_AFTER = timedelta(days=1)
 """Whatever ``as_of`` says, a month is rolled up only once it ended this long before the
-database's clock: the trigger watches only cases opened more than 12 hours ago
-(``reports.models.FRESH``), and the rest of the day is the margin for a writer's
-transaction that began before a build."""
+database's clock: the triggers watch only rows of months that ended 12 hours before
+their transaction began (``reports.models.CUTOFF``), and the rest of the day is the
+margin for a writer's transaction that began before a build."""
 
 
 def settled_months(f: Filters, as_of: datetime, clock: datetime) -> list[date]:
@@ -114,4 +126,13 @@ def _build_month(conn: Connection, month: date) -> bool:
         ),
         {**params(f), "month": month},
     )
+    for read in ROLLED_READS:
+        columns = ", ".join(read.columns)
+        conn.execute(
+            text(
+                f"INSERT INTO {read.table} (month, {columns})"
+                f" SELECT :month, {columns} FROM ({read.live(f, None)}) r"
+            ),
+            {**read.params(conn, f, None), "month": month},
+        )
     return True

@@ -11,7 +11,12 @@ from sqlalchemy import Connection, text
 
 from dunning.db import get_engine
 from dunning.reports.dashboard_page import Period, build_page
-from dunning.reports.metrics.recovery import recovery_percentiles
+from dunning.reports.metrics.channels import sms_sent, updater_calls
+from dunning.reports.metrics.recovery import (
+    not_renewal_cases,
+    paid_first_time,
+    recovery_percentiles,
+)
 from dunning.reports.rollup import build
 from dunning.reports.schemas import Filters
 from dunning.reports.snapshot import reading
@@ -34,6 +39,7 @@ NAMES = [
     "channels",
     "time-to-recovery",
     "ab",
+    "funnel",
     *(f"breakdown/{d}" for d in ("decline_class", "decline_code", "card_brand", "plan")),
 ]
 
@@ -48,6 +54,10 @@ def ledger(clean_db: None) -> None:
 def _figures(conn: Connection, f: Filters) -> dict[str, Any]:
     out: dict[str, Any] = {n: list(TABLES[n].compute(conn, f, LATER)) for n in NAMES}
     out["percentiles"] = recovery_percentiles(conn, f)
+    out["paid_first_time"] = paid_first_time(conn, f)
+    out["not_renewal"] = not_renewal_cases(conn, f)
+    out["sms"] = sms_sent(conn, f)
+    out["updater"] = updater_calls(conn, f)
     return out
 
 
@@ -148,3 +158,112 @@ def test_no_month_is_rolled_up_until_a_day_after_it_ended_whatever_the_period_sa
     latest = _rolled()[-1]
     assert date(latest.year + latest.month // 12, latest.month % 12 + 1, 1) <= clock.date()
     assert clock.date() - date(latest.year, latest.month, 1) < timedelta(days=63)
+
+
+SEPT, OCT = date(2026, 9, 1), date(2026, 10, 1)
+_EMAIL = (
+    "INSERT INTO notifications (id, dedupe_key, kind, channel, template, case_id, step, status)"
+    " VALUES (90, 'late', 'dunning', '{channel}', 'payment_reminder', {case}, 2, 'sent')"
+)
+_CALL = (
+    "INSERT INTO card_updater_requests (case_id, provider, reason, asked_at, result)"
+    " VALUES ({case}, 'test', 'before_retry', '2026-10-20', 'new_card')"
+)
+# A late change to each table a rolled read reads, and the months it leaves rolled up.
+LATE_CHANGES = {
+    "invoice paid in September, voided": (
+        "UPDATE invoices SET status = 'void' WHERE id = 'in_p4'",
+        [OCT],
+    ),
+    "invoice paid in September, paid in November instead": (
+        "UPDATE invoices SET paid_at = '2026-11-02 12:00+00' WHERE id = 'in_p4'",
+        [OCT],
+    ),
+    "renewal paid in September, inserted": (
+        "INSERT INTO invoices (id, subscription_id, status, billing_reason, amount_due,"
+        " amount_paid, currency, paid_at) VALUES ('in_late', 'sub_1', 'paid',"
+        " 'subscription_cycle', 100, 100, 'usd', '2026-09-10 00:00+00')",
+        [OCT],
+    ),
+    "invoice of an October case, no renewal after all": (
+        "UPDATE invoices SET billing_reason = 'manual' WHERE id = 'in_6'",
+        [SEPT],
+    ),
+    "case opened in November for a renewal paid in September": (
+        "INSERT INTO dunning_cases (id, invoice_id, state, amount, currency, opened_at)"
+        " VALUES (500, 'in_p4', 'open', 3000, 'usd', '2026-11-03 00:00+00')",
+        [OCT],
+    ),
+    "email to an October case, sent": (_EMAIL.format(channel="email", case=6), [SEPT]),
+    "October email that had failed, sent": (
+        "UPDATE notifications SET status = 'sent' WHERE id = 6",
+        [SEPT],
+    ),
+    "SMS to a September case, sent": (_EMAIL.format(channel="sms", case=12), [OCT]),
+    "September email, link opened": (
+        "INSERT INTO case_events (case_id, at, kind, notification_id)"
+        " VALUES (12, '2026-10-21', 'card_updated', 8)",
+        [OCT],
+    ),
+    "card-updater call about a September case": (_CALL.format(case=12), [OCT]),
+    "card-updater call about an October case, deleted": (
+        "DELETE FROM card_updater_requests WHERE case_id = 6",
+        [SEPT],
+    ),
+}
+
+
+@pytest.mark.parametrize("change", list(LATE_CHANGES))
+def test_a_late_change_to_a_table_a_rolled_read_reads_deletes_its_month(
+    ledger: None, change: str
+) -> None:
+    sql, kept = LATE_CHANGES[change]
+    assert build(get_engine(), AUTUMN, LATER) == [SEPT, OCT]
+    before = _with_rollup(AUTUMN)
+    with get_engine().begin() as conn:
+        conn.execute(text(sql))
+    assert _rolled() == kept
+    after = _with_rollup(AUTUMN)
+    assert after != before
+    assert after == _live(AUTUMN)
+    assert build(get_engine(), AUTUMN, LATER) == [m for m in (SEPT, OCT) if m not in kept]
+    assert _with_rollup(AUTUMN) == after
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE notifications SET attempts = attempts + 1, error = 'x' WHERE id = 3",
+        "UPDATE invoices SET hosted_invoice_url = 'https://x', attempt_count = 9",
+        "INSERT INTO notifications (id, dedupe_key, kind, template, case_id, step, status)"
+        " VALUES (91, 'queued', 'dunning', 'payment_reminder', 6, 2, 'claimed')",
+        "INSERT INTO case_events (case_id, at, kind) VALUES (6, '2026-10-21', 'link_opened')",
+        "UPDATE card_updater_requests SET changes = '{\"card\": 1}'",
+    ],
+)
+def test_a_change_no_rolled_read_reads_keeps_the_months(ledger: None, sql: str) -> None:
+    build(get_engine(), AUTUMN, LATER)
+    with get_engine().begin() as conn:
+        conn.execute(text(sql))
+    assert _rolled() == [SEPT, OCT]
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        _EMAIL.format(channel="email", case=6),
+        _CALL.format(case=6),
+        "UPDATE invoices SET billing_reason = 'manual' WHERE id = 'in_6'",
+        "INSERT INTO case_events (case_id, at, kind, notification_id)"
+        " VALUES (6, '2026-10-21', 'card_updated', 3)",
+    ],
+)
+def test_a_month_being_written_by_any_table_is_built_only_after_the_write(
+    ledger: None, sql: str
+) -> None:
+    with get_engine().connect() as writer:
+        writer.execute(text(sql))
+        assert build(get_engine(), AUTUMN, LATER) == [SEPT]  # October is locked
+        writer.commit()
+    assert build(get_engine(), AUTUMN, LATER) == [OCT]
+    assert _with_rollup(AUTUMN) == _live(AUTUMN)

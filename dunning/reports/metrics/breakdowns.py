@@ -5,7 +5,8 @@ from __future__ import annotations
 from sqlalchemy import Connection, text
 
 from dunning.reports.metrics.cohort import Groups, cohort_groups, counts
-from dunning.reports.metrics.sql import cohort, params, rows, with_rates
+from dunning.reports.metrics.rollup import Rolled
+from dunning.reports.metrics.sql import Ranges, among_cases, cohort, rows, with_rates
 from dunning.reports.schemas import ArmRow, ArmStatus, BreakdownRow, Filters, FunnelRow
 from dunning.reports.stats import ratio, wilson_interval
 
@@ -79,6 +80,28 @@ def ab_arms(conn: Connection, f: Filters, groups: Groups | None = None) -> list[
     return out
 
 
+def _funnel(f: Filters, ranges: Ranges | None) -> str:
+    return f"""
+        SELECT c.currency, n.step, n.template, c.state = 'recovered' AS recovered,
+            n.id IN ({_EMAILS_WITH.format(kind="link_opened")}) AS opened,
+            n.id IN ({_EMAILS_WITH.format(kind="card_updated")}) AS updated,
+            count(*) AS n
+        FROM notifications n, {cohort(f, ranges)} AND n.case_id = c.id
+          AND {among_cases("n.case_id")}
+          AND n.status = 'sent' AND n.channel = 'email'
+          AND n.template NOT IN {_AFTER_OUTCOME}
+        GROUP BY 1, 2, 3, 4, 5, 6"""
+
+
+FUNNEL = Rolled(
+    "report_funnel",
+    ("currency", "step", "template", "recovered", "opened", "updated", "n"),
+    _funnel,
+    bounded=True,
+)
+"""The cohort's dunning emails counted per stored currency, step, template and outcome."""
+
+
 def funnel(conn: Connection, f: Filters) -> list[FunnelRow]:
     """Per dunning step: emails sent to the cohort → link opened → card updated → paid.
     Emails only: an SMS is counted in the ``sms`` row of the channels table.
@@ -88,22 +111,14 @@ def funnel(conn: Connection, f: Filters) -> list[FunnelRow]:
 
     Each email's events are two hashed lookups (``IN``), not a join grouped by email: a
     year's 350,000 emails group into a handful of (step, template, outcome) rows, which
-    the workers can count in parallel.
+    the workers can count in parallel. Settled months from the rollup.
     """
+    emails, bind = FUNNEL.rows(conn, f)
     sql = f"""
         SELECT e.step, e.template, sum(e.n)::bigint AS sent,
             coalesce(sum(e.n) FILTER (WHERE e.opened OR e.updated), 0)::bigint AS link_opened,
             coalesce(sum(e.n) FILTER (WHERE e.updated), 0)::bigint AS card_updated,
             coalesce(sum(e.n) FILTER (WHERE e.updated AND e.recovered), 0)::bigint AS paid
-        FROM (
-            SELECT n.step, n.template, c.state = 'recovered' AS recovered,
-                n.id IN ({_EMAILS_WITH.format(kind="link_opened")}) AS opened,
-                n.id IN ({_EMAILS_WITH.format(kind="card_updated")}) AS updated,
-                count(*) AS n
-            FROM notifications n, {cohort(f)} AND n.case_id = c.id
-              AND n.status = 'sent' AND n.channel = 'email'
-              AND n.template NOT IN {_AFTER_OUTCOME}
-            GROUP BY 1, 2, 3, 4, 5
-        ) e
+        FROM ({emails}) e
         GROUP BY 1, 2 ORDER BY 1 NULLS LAST, 2"""
-    return [FunnelRow(**r) for r in rows(conn, sql, params(f))]
+    return [FunnelRow(**r) for r in rows(conn, sql, bind)]

@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from sqlalchemy import Connection
 
 from dunning.reports.metrics.cohort import Groups, cohort_groups
-from dunning.reports.metrics.sql import CURRENCY, PAID, RECOVERED, cohort, params, rows
+from dunning.reports.metrics.rollup import Rolled
+from dunning.reports.metrics.sql import PAID, RECOVERED, Ranges, among_cases, cohort
 from dunning.reports.schemas import ChannelRow, Filters
 from dunning.reports.stats import ratio
 
@@ -88,34 +89,55 @@ def recovered_by_channel(
     return out
 
 
+def _updater_calls(f: Filters, ranges: Ranges | None) -> str:
+    return f"""
+        SELECT c.currency, count(*) AS calls,
+            count(*) FILTER (WHERE r.result IN ('new_expiry', 'new_card')) AS hits
+        FROM card_updater_requests r, {cohort(f, ranges)}
+          AND r.case_id = c.id AND {among_cases("r.case_id")} AND r.reason <> 'fetch'
+        GROUP BY 1"""
+
+
+UPDATER_CALLS = Rolled(
+    "report_updater_calls", ("currency", "calls", "hits"), _updater_calls, bounded=True
+)
+"""The card updater's calls about the cohort's cases and their hits, per stored currency."""
+
+
 def updater_calls(conn: Connection, f: Filters) -> Updater:
     """Per currency: the card updater's calls about the cohort's cases, and its hits (the
-    card changed). A first read of an unknown card (``fetch``) is no updater call."""
-    sql = f"""
-        SELECT {CURRENCY} AS currency, count(*) AS calls,
-            count(*) FILTER (WHERE r.result IN ('new_expiry', 'new_card')) AS hits
-        FROM card_updater_requests r, {cohort(f)} AND r.case_id = c.id AND r.reason <> 'fetch'
-        GROUP BY 1"""
-    return {r["currency"]: (int(r["calls"]), int(r["hits"])) for r in rows(conn, sql, params(f))}
+    card changed). A first read of an unknown card (``fetch``) is no updater call.
+    Settled months from the rollup."""
+    return {cur: (v[0], v[1]) for cur, v in UPDATER_CALLS.summed(conn, f).items()}
 
 
-def sms_sent(conn: Connection, f: Filters) -> Sms:
-    """Per currency: (SMS sent about the cohort's cases, recovered cases whose customer
-    updated the card or paid through an SMS link, their recovered amount)."""
-    sql = f"""
-        SELECT {CURRENCY} AS currency, sum(c.sent)::bigint AS sent,
+def _sms_sent(f: Filters, ranges: Ranges | None) -> str:
+    return f"""
+        SELECT c.currency, sum(c.sent)::bigint AS sent,
             count(*) FILTER (WHERE {RECOVERED} AND c.acted) AS cases,
             coalesce(sum({PAID}) FILTER (WHERE {RECOVERED} AND c.acted), 0)::bigint AS amount
         FROM (
             SELECT c.id, c.currency, c.state, c.amount, c.recovered_amount, count(*) AS sent,
                 bool_or(EXISTS (SELECT 1 FROM case_events ev
                     WHERE ev.notification_id = n.id AND ev.kind IN {_ACTED})) AS acted
-            FROM (SELECT c.* FROM {cohort(f)}) c
+            FROM (SELECT c.* FROM {cohort(f, ranges)}) c
             JOIN notifications n ON n.case_id = c.id AND n.channel = 'sms' AND n.status = 'sent'
+              AND {among_cases("n.case_id")}
             GROUP BY 1, 2, 3, 4, 5
         ) c
         GROUP BY 1"""
+
+
+SMS_SENT = Rolled("report_sms", ("currency", "sent", "cases", "amount"), _sms_sent, bounded=True)
+"""The SMS sent about the cohort's cases and the recoveries that followed one, per stored
+currency."""
+
+
+def sms_sent(conn: Connection, f: Filters) -> Sms:
+    """Per currency: (SMS sent about the cohort's cases, recovered cases whose customer
+    updated the card or paid through an SMS link, their recovered amount). Settled
+    months from the rollup."""
     return {
-        r["currency"]: (int(r["sent"]), int(r["cases"]), int(r["amount"]))
-        for r in rows(conn, sql, params(f))
+        cur: (sent, cases, amount)
+        for cur, (sent, cases, amount) in SMS_SENT.summed(conn, f).items()
     }

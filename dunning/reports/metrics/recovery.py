@@ -10,10 +10,9 @@ from typing import Any
 from sqlalchemy import Connection
 
 from dunning.reports.metrics.cohort import Groups, cohort_groups, counts
-from dunning.reports.metrics.rollup import RECOVERIES, split
+from dunning.reports.metrics.rollup import RECOVERIES, Rolled, split
 from dunning.reports.metrics.sql import (
     CURRENCY,
-    NO_CURRENCY,
     NOT_CYCLE,
     PAID_RENEWAL,
     RECOVERED,
@@ -21,6 +20,7 @@ from dunning.reports.metrics.sql import (
     SECONDS_TO_RECOVERY,
     Ranges,
     cohort,
+    in_period,
     params,
     rows,
     with_rates,
@@ -91,37 +91,52 @@ def recovery_percentiles(conn: Connection, f: Filters) -> Percentiles:
 Counts = dict[str, int]
 
 
+def _not_renewal(f: Filters, ranges: Ranges | None) -> str:
+    renewal = RENEWAL.format(case_subscription="c.subscription_id")
+    return f"""
+        SELECT c.currency, count(*) AS n
+        FROM invoices i JOIN (SELECT c.* FROM {cohort(f, ranges)}) c ON c.invoice_id = i.id
+        WHERE {NOT_CYCLE} AND NOT coalesce({renewal}, false)
+        GROUP BY 1"""
+
+
+NOT_RENEWAL = Rolled("report_not_renewals", ("currency", "n"), _not_renewal)
+"""The cohort's cases whose invoice is no renewal, per stored currency."""
+
+
 def not_renewal_cases(conn: Connection, f: Filters) -> Counts:
     """Per currency: the cohort's cases whose invoice is no renewal (few), found through
     the partial index of invoices not billed for a cycle: probing the invoice of each
-    case of a year would cost a million index probes."""
-    renewal = RENEWAL.format(case_subscription="c.subscription_id")
-    sql = f"""
-        SELECT {CURRENCY} AS currency, count(*) AS n
-        FROM invoices i JOIN (SELECT c.* FROM {cohort(f)}) c ON c.invoice_id = i.id
-        WHERE {NOT_CYCLE} AND NOT coalesce({renewal}, false)
-        GROUP BY 1"""
-    return {r["currency"]: int(r["n"]) for r in rows(conn, sql, params(f))}
+    case of a year would cost a million index probes. Settled months from the rollup."""
+    return {cur: n for cur, (n,) in NOT_RENEWAL.summed(conn, f).items()}
 
 
-def paid_first_time(conn: Connection, f: Filters) -> Counts:
-    """Per currency: renewals paid in the period that never had a case."""
+def _paid_first_time(f: Filters, ranges: Ranges | None) -> str:
     join = " JOIN customers cu ON cu.id = i.customer_id" if f.segment else ""
     where = [
         PAID_RENEWAL,
-        "i.paid_at >= :start",
-        "i.paid_at < :end",
+        in_period("i.paid_at", ranges),
         "NOT EXISTS (SELECT 1 FROM dunning_cases c WHERE c.invoice_id = i.id)",
     ]
     if f.currency:
         where.append("i.currency = :currency")
     if f.segment:
         where.append("cu.segment = :segment")
-    sql = f"""
-        SELECT coalesce(i.currency, '{NO_CURRENCY}') AS currency, count(*) AS n
+    return f"""
+        SELECT i.currency, count(*) AS n
         FROM invoices i{join} WHERE {" AND ".join(where)}
         GROUP BY 1"""
-    return {r["currency"]: int(r["n"]) for r in rows(conn, sql, params(f))}
+
+
+PAID_FIRST_TIME = Rolled("report_paid_renewals", ("currency", "n"), _paid_first_time)
+"""Renewals paid in the period (a month: paid in it) that never had a case, per stored
+invoice currency."""
+
+
+def paid_first_time(conn: Connection, f: Filters) -> Counts:
+    """Per currency: renewals paid in the period that never had a case. Settled months
+    from the rollup."""
+    return {cur: n for cur, (n,) in PAID_FIRST_TIME.summed(conn, f).items()}
 
 
 def renewal_failures(

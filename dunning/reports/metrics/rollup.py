@@ -1,10 +1,10 @@
 """Which months of a period a read takes from the rollup, and what it reads live.
 
-The rollup (``reports.models``) keeps, for each settled month built, the cohort's groups
-and seconds to recovery, as the live queries compute them; its rows exist only while no
-case of the month has changed since (a trigger deletes them). A read asks, in its own
-snapshot, which whole months of its period are there, reads those from the rollup and
-the rest of the period (``live_ranges``) from the cases.
+The rollup (``reports.models``) keeps, for each settled month built, the figures of the
+reads below as the live queries compute them; its rows exist only while nothing those
+reads see of the month has changed since (triggers delete them). A read asks, in its
+own snapshot, which whole months of its period are there, reads those from the rollup
+and the rest of the period (``live_ranges``) from the ledger.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from dunning.reports.metrics.sql import Ranges, params
+from dunning.reports.metrics.sql import NO_CURRENCY, Ranges, case_bounds, params
 from dunning.reports.schemas import Filters
 
 MONTHS = "report_cohort_months"
@@ -72,3 +72,46 @@ def split(conn: Connection, f: Filters, rollable: bool) -> Split:
     """Which months of ``f``'s period to read from the rollup (none unless ``rollable``)."""
     months = rolled_months(conn, f) if rollable else []
     return Split(months, live_ranges(f, months) if months else None)
+
+
+@dataclass(frozen=True)
+class Rolled:
+    """A read whose settled months the rollup keeps in ``table``: ``live`` is its SQL over
+    ``ranges`` of a period (all of it for ``None``), grouped finely enough that the
+    read's own query sums its rows; ``columns`` are its output and ``table``'s columns.
+    Each row has the stored ``currency`` (maybe NULL), which a currency filter matches."""
+
+    table: str
+    columns: tuple[str, ...]
+    live: Callable[[Filters, Ranges | None], str]
+    bounded: bool = False  # ``live`` reads rows about cases ``among_cases``
+
+    def params(self, conn: Connection, f: Filters, ranges: Ranges | None) -> dict[str, Any]:
+        """The bind parameters of ``live(f, ranges)``."""
+        bind = params(f, ranges or ())
+        return {**bind, **case_bounds(conn, f, ranges)} if self.bounded else bind
+
+    def rows(self, conn: Connection, f: Filters) -> tuple[str, dict[str, Any]]:
+        """The SQL of ``live`` over ``f``'s period, its settled months read from the rollup
+        (not for a segment: a customer's segment is no key of the rollup), and its
+        bind parameters."""
+        parts = split(conn, f, f.segment is None)
+        currency = " AND r.currency = :currency" if f.currency else ""
+        rolled = (
+            f"SELECT {', '.join(f'r.{c}' for c in self.columns)} FROM {self.table} r"
+            f" WHERE r.month = ANY(:rolled){currency}"
+        )
+        bind = parts.params(f)
+        if parts.ranges is None or parts.ranges:  # something is read live
+            bind.update(self.params(conn, f, parts.ranges))
+        return parts.union(lambda r: self.live(f, r), rolled), bind
+
+    def summed(self, conn: Connection, f: Filters) -> dict[str, tuple[int, ...]]:
+        """Per currency (NULL as ``xxx``): each column after the currency, summed."""
+        sql, bind = self.rows(conn, f)
+        sums = ", ".join(f"sum(r.{c})::bigint" for c in self.columns[1:])
+        found = conn.execute(
+            text(f"SELECT coalesce(r.currency, '{NO_CURRENCY}'), {sums} FROM ({sql}) r GROUP BY 1"),
+            bind,
+        )
+        return {r[0]: tuple(int(v) for v in r[1:]) for r in found}

@@ -76,26 +76,44 @@ def params(f: Filters, ranges: Ranges = ()) -> dict[str, Any]:
     return bind
 
 
+def in_period(column: str, ranges: Ranges | None = None) -> str:
+    """``column`` is in the period (in ``ranges`` of it, when given; their bounds are
+    bound by ``params(f, ranges)``)."""
+    if ranges is None:
+        return f"{column} >= :start AND {column} < :end"
+    inside = (f"({column} >= :r{i}_start AND {column} < :r{i}_end)" for i in range(len(ranges)))
+    return f"({' OR '.join(inside)})"
+
+
 def cohort(f: Filters, ranges: Ranges | None = None) -> str:
     """FROM … WHERE of the cohort, aliased ``c``: cases opened in the period (in
     ``ranges`` of it, when given; their bounds are bound by ``params(f, ranges)``)."""
     join = " JOIN customers cu ON cu.id = c.customer_id" if f.segment else ""
-    if ranges is None:
-        where = ["c.opened_at >= :start", "c.opened_at < :end"]
-    else:
-        where = [
-            "("
-            + " OR ".join(
-                f"(c.opened_at >= :r{i}_start AND c.opened_at < :r{i}_end)"
-                for i in range(len(ranges))
-            )
-            + ")"
-        ]
+    where = [in_period("c.opened_at", ranges)]
     if f.currency:
         where.append("c.currency = :currency")
     if f.segment:
         where.append("cu.segment = :segment")
     return f"dunning_cases c{join} WHERE {' AND '.join(where)}"
+
+
+def among_cases(column: str) -> str:
+    """``column``, a case's id, is within the ids of the cohort's cases (``case_bounds``
+    binds them). It rules out no row the cohort joins, but lets a table of rows about
+    cases (emails, card-updater calls) be read through its index on the case for a
+    month's cases: ids grow with time, so a month's cases are a narrow range of them."""
+    return f"{column} BETWEEN :case_lo AND :case_hi"
+
+
+def case_bounds(conn: Connection, f: Filters, ranges: Ranges | None = None) -> dict[str, Any]:
+    """The bind parameters of ``among_cases``: the least and greatest id of the cohort's
+    cases (in ``ranges`` of the period, when given). Read first, so the planner sees
+    how wide they are (a year's: every row, a sequential scan)."""
+    sql = (
+        "SELECT min(b.id) AS case_lo, max(b.id) AS case_hi"
+        f" FROM (SELECT c.id FROM {cohort(f, ranges)} OFFSET 0) b"
+    )  # OFFSET 0: the cohort through its date index, not every case in id order
+    return dict(conn.execute(text(sql), params(f, ranges or ())).one()._mapping)
 
 
 def rows(conn: Connection, sql: str, bind: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
