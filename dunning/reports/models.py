@@ -54,17 +54,26 @@ class ReportCohortMonth(Base):
     built_at: Mapped[datetime]
 
 
-class ReportCohortGroup(Base):
+class _OfMonth:
+    """The columns every figure of a month has, first as in the migrations: its row, its
+    month (deleted with it) and its currency."""
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, sort_order=-3)
+    month: Mapped[date] = mapped_column(
+        Date,
+        ForeignKey("report_cohort_months.month", ondelete=_CASCADE),
+        index=True,
+        sort_order=-2,
+    )
+    currency: Mapped[str | None] = mapped_column(String(3), sort_order=-1)
+
+
+class ReportCohortGroup(_OfMonth, Base):
     """The month's cases grouped by every key of a case the reports group by
     (``metrics.cohort.ROLLED``), with the cohort's counts and amounts."""
 
     __tablename__ = "report_cohort_groups"
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    month: Mapped[date] = mapped_column(
-        Date, ForeignKey("report_cohort_months.month", ondelete=_CASCADE), index=True
-    )
-    currency: Mapped[str | None] = mapped_column(String(3))
     day: Mapped[int | None] = mapped_column(Integer)
     channel: Mapped[str | None] = mapped_column(String(32))
     policy_id: Mapped[int | None] = mapped_column(BigInteger)
@@ -92,45 +101,30 @@ class ReportCohortRecovery(Base):
     seconds: Mapped[list[float]] = mapped_column(ARRAY(Float(precision=53)))
 
 
-class ReportPaidRenewals(Base):
+class ReportPaidRenewals(_OfMonth, Base):
     """The renewals paid in the month that never had a case, per invoice currency
     (``metrics.recovery.PAID_FIRST_TIME``): the month is the payment's, not a cohort's."""
 
     __tablename__ = "report_paid_renewals"
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    month: Mapped[date] = mapped_column(
-        Date, ForeignKey("report_cohort_months.month", ondelete=_CASCADE), index=True
-    )
-    currency: Mapped[str | None] = mapped_column(String(3))
     n: Mapped[int] = mapped_column(BigInteger)
 
 
-class ReportNotRenewals(Base):
+class ReportNotRenewals(_OfMonth, Base):
     """The month's cases whose invoice is no renewal, per currency
     (``metrics.recovery.NOT_RENEWAL``)."""
 
     __tablename__ = "report_not_renewals"
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    month: Mapped[date] = mapped_column(
-        Date, ForeignKey("report_cohort_months.month", ondelete=_CASCADE), index=True
-    )
-    currency: Mapped[str | None] = mapped_column(String(3))
     n: Mapped[int] = mapped_column(BigInteger)
 
 
-class ReportFunnel(Base):
+class ReportFunnel(_OfMonth, Base):
     """The dunning emails sent to the month's cases, counted per currency, step,
     template and outcome (``metrics.breakdowns.FUNNEL``)."""
 
     __tablename__ = "report_funnel"
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    month: Mapped[date] = mapped_column(
-        Date, ForeignKey("report_cohort_months.month", ondelete=_CASCADE), index=True
-    )
-    currency: Mapped[str | None] = mapped_column(String(3))
     step: Mapped[int | None] = mapped_column(Integer)
     template: Mapped[str] = mapped_column(String(64))
     recovered: Mapped[bool] = mapped_column(Boolean)
@@ -139,33 +133,23 @@ class ReportFunnel(Base):
     n: Mapped[int] = mapped_column(BigInteger)
 
 
-class ReportSms(Base):
+class ReportSms(_OfMonth, Base):
     """The SMS sent about the month's cases and the recoveries that followed one, per
     currency (``metrics.channels.SMS_SENT``)."""
 
     __tablename__ = "report_sms"
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    month: Mapped[date] = mapped_column(
-        Date, ForeignKey("report_cohort_months.month", ondelete=_CASCADE), index=True
-    )
-    currency: Mapped[str | None] = mapped_column(String(3))
     sent: Mapped[int] = mapped_column(BigInteger)
     cases: Mapped[int] = mapped_column(BigInteger)
     amount: Mapped[int] = mapped_column(BigInteger)
 
 
-class ReportUpdaterCalls(Base):
+class ReportUpdaterCalls(_OfMonth, Base):
     """The card updater's calls about the month's cases and their hits, per currency
     (``metrics.channels.UPDATER_CALLS``)."""
 
     __tablename__ = "report_updater_calls"
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    month: Mapped[date] = mapped_column(
-        Date, ForeignKey("report_cohort_months.month", ondelete=_CASCADE), index=True
-    )
-    currency: Mapped[str | None] = mapped_column(String(3))
     calls: Mapped[int] = mapped_column(BigInteger)
     hits: Mapped[int] = mapped_column(BigInteger)
 
