@@ -43,6 +43,8 @@ from aiosmtpd.controller import Controller
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import http_load  # noqa: E402
+from dunning.events.routes import WEBHOOK_PATH  # noqa: E402
 from dunning.events.signature import sign  # noqa: E402
 from dunning.migrate import upgrade  # noqa: E402
 from tests.support.servers import (  # noqa: E402
@@ -146,24 +148,13 @@ class Sink:
         return "250 OK"
 
 
-async def post_all(
-    url: str, requests: list[tuple[bytes, dict[str, str]]], connections: int
-) -> tuple[int, float]:
+def post_all(port: int, requests: list[bytes], connections: int) -> tuple[int, float]:
     """Post as fast as the service answers; the count of non-200 answers and seconds."""
-    pending = iter(requests)
-    bad = 0
     start = time.perf_counter()
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=connections)) as http:
-
-        async def client() -> None:
-            nonlocal bad
-            for body, headers in pending:
-                async with http.post(url, data=body, headers=headers) as resp:
-                    await resp.read()
-                    bad += resp.status != 200
-
-        await asyncio.gather(*(client() for _ in range(connections)))
-    return bad, time.perf_counter() - start
+    result = http_load.post("127.0.0.1", port, requests, float("inf"), connections)
+    if result.sent != len(requests):
+        raise RuntimeError(f"{len(requests) - result.sent} requests were never answered")
+    return result.sent - result.accepted, time.perf_counter() - start
 
 
 async def post_paced(
@@ -328,11 +319,12 @@ def main() -> None:
             events = [e for n in range(args.failures) for e in renewal_events(n, "b", created)]
             delivered = events + random.sample(events, len(events) // 10)
             random.shuffle(delivered)
-            requests = [signed(e) for e in delivered]
+            host = f"127.0.0.1:{port}"
+            requests = [http_load.request(host, WEBHOOK_PATH, *signed(e)) for e in delivered]
             watcher.start()
             with psycopg.connect(db_url, autocommit=True) as conn:
                 start = time.perf_counter()
-                bad, ingest_s = asyncio.run(post_all(url, requests, args.connections))
+                bad, ingest_s = post_all(port, requests, args.connections)
                 stored = scalar(conn, "SELECT count(*) FROM processor_events")
                 left = args.timeout - ingest_s
                 applied_s = ingest_s + wait(conn, UNHANDLED, 0, left)

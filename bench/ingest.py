@@ -12,7 +12,6 @@ single-row insert rate of Postgres into a table of the same shape, with the rati
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import statistics
@@ -23,13 +22,14 @@ import threading
 import time
 from pathlib import Path
 
-import aiohttp
 import psutil
 import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import http_load  # noqa: E402
+from dunning.events.routes import WEBHOOK_PATH  # noqa: E402
 from dunning.events.signature import sign  # noqa: E402
 from dunning.migrate import upgrade  # noqa: E402
 from tests.support.servers import (  # noqa: E402
@@ -65,42 +65,15 @@ def _body(n: int, run: str = "") -> bytes:
     return json.dumps(event).encode()
 
 
-def _signed(count: int, run: str) -> list[tuple[bytes, dict[str, str]]]:
-    """Bodies and headers made before the clock starts, so the client spends its CPU on
-    sending (it shares the machine's two cores with the service and Postgres)."""
+def _signed(count: int, run: str, host: str) -> list[bytes]:
+    """Requests made before the clock starts, so the client spends its CPU on sending
+    (it shares the machine's two cores with the service and Postgres)."""
     requests = []
     for n in range(count):
         body = _body(n, run)
         headers = {"Stripe-Signature": sign(body, SECRET), "Content-Type": "application/json"}
-        requests.append((body, headers))
+        requests.append(http_load.request(host, WEBHOOK_PATH, body, headers))
     return requests
-
-
-async def _load(
-    url: str, seconds: float, connections: int, requests: list[tuple[bytes, dict[str, str]]]
-) -> tuple[int, int, list[float]]:
-    sent = accepted = 0
-    latencies: list[float] = []
-    pending = iter(requests)
-    deadline = time.perf_counter() + seconds
-    connector = aiohttp.TCPConnector(limit=connections)
-    async with aiohttp.ClientSession(connector=connector) as session:
-
-        async def client() -> None:
-            nonlocal sent, accepted
-            for body, headers in pending:
-                if time.perf_counter() >= deadline:
-                    return
-                start = time.perf_counter()
-                async with session.post(url, data=body, headers=headers) as resp:
-                    await resp.read()
-                    status = resp.status
-                latencies.append(time.perf_counter() - start)
-                sent += 1
-                accepted += status == 200
-
-        await asyncio.gather(*(client() for _ in range(connections)))
-    return sent, accepted, latencies
 
 
 def _raw_insert_rate(dsn: str, seconds: float, clients: int) -> float:
@@ -201,15 +174,14 @@ def main() -> None:
         )
         try:
             wait_for_port(port, timeout=30)
-            requests = _signed(int(args.seconds * 6_000), "run-")
+            host = f"127.0.0.1:{port}"
+            requests = _signed(int(args.seconds * 12_000), "run-", host)
             watcher.start()
-            url = f"http://127.0.0.1:{port}/webhooks/stripe"
-            asyncio.run(_load(url, 1.0, 8, _signed(2_000, "warmup-")))
+            http_load.post("127.0.0.1", port, _signed(2_000, "warmup-", host), 1.0, 8)
             with psycopg.connect(db_url) as conn:
                 before = conn.execute("SELECT count(*) FROM processor_events").fetchone()[0]
-            sent, accepted, latencies = asyncio.run(
-                _load(url, args.seconds, args.connections, requests)
-            )
+            load = http_load.post("127.0.0.1", port, requests, args.seconds, args.connections)
+            sent, accepted, latencies = load.sent, load.accepted, load.latencies
             with psycopg.connect(db_url) as conn:
                 stored = (
                     conn.execute("SELECT count(*) FROM processor_events").fetchone()[0] - before
