@@ -44,7 +44,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import http_load  # noqa: E402
-from dunning.events.routes import WEBHOOK_PATH  # noqa: E402
 from dunning.events.signature import sign  # noqa: E402
 from dunning.migrate import upgrade  # noqa: E402
 from tests.support.servers import (  # noqa: E402
@@ -320,7 +319,7 @@ def main() -> None:
             delivered = events + random.sample(events, len(events) // 10)
             random.shuffle(delivered)
             host = f"127.0.0.1:{port}"
-            requests = [http_load.request(host, WEBHOOK_PATH, *signed(e)) for e in delivered]
+            requests = [http_load.webhook(host, json.dumps(e).encode(), SECRET) for e in delivered]
             watcher.start()
             with psycopg.connect(db_url, autocommit=True) as conn:
                 start = time.perf_counter()

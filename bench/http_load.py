@@ -12,24 +12,30 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import cast
 
 import httptools
 import uvloop
 
-
-def request(host: str, path: str, body: bytes, headers: dict[str, str]) -> bytes:
-    """One POST, ready to write (built before the clock starts)."""
-    head = [f"POST {path} HTTP/1.1", f"Host: {host}", f"Content-Length: {len(body)}"]
-    head += [f"{name}: {value}" for name, value in headers.items()]
-    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+from dunning.events.routes import WEBHOOK_PATH
+from dunning.events.signature import sign
 
 
+def webhook(host: str, body: bytes, secret: str) -> bytes:
+    """One signed delivery of ``body``, ready to write (built before the clock starts)."""
+    head = (
+        f"POST {WEBHOOK_PATH} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len(body)}\r\n"
+        f"Content-Type: application/json\r\nStripe-Signature: {sign(body, secret)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+@dataclass
 class Result:
-    def __init__(self) -> None:
-        self.sent = 0
-        self.accepted = 0  # answered 200
-        self.latencies: list[float] = []
+    sent: int = 0
+    accepted: int = 0  # answered 200
+    latencies: list[float] = field(default_factory=list)
 
 
 class _Connection(asyncio.Protocol):

@@ -29,8 +29,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import http_load  # noqa: E402
-from dunning.events.routes import WEBHOOK_PATH  # noqa: E402
-from dunning.events.signature import sign  # noqa: E402
 from dunning.migrate import upgrade  # noqa: E402
 from tests.support.servers import (  # noqa: E402
     ThrowawayRedis,
@@ -68,12 +66,7 @@ def _body(n: int, run: str = "") -> bytes:
 def _signed(count: int, run: str, host: str) -> list[bytes]:
     """Requests made before the clock starts, so the client spends its CPU on sending
     (it shares the machine's two cores with the service and Postgres)."""
-    requests = []
-    for n in range(count):
-        body = _body(n, run)
-        headers = {"Stripe-Signature": sign(body, SECRET), "Content-Type": "application/json"}
-        requests.append(http_load.request(host, WEBHOOK_PATH, body, headers))
-    return requests
+    return [http_load.webhook(host, _body(n, run), SECRET) for n in range(count)]
 
 
 def _raw_insert_rate(dsn: str, seconds: float, clients: int) -> float:
